@@ -1,0 +1,3 @@
+from shopfleet.cli import main
+
+main()

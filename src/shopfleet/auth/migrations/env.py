@@ -1,0 +1,4 @@
+from shopfleet.auth.models import Base
+from shopfleet.common.migrations import run_env
+
+run_env(Base.metadata)

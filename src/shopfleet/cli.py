@@ -1,0 +1,111 @@
+"""The `shopfleet` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from shopfleet.common.settings import SERVICES, Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run and operate shopfleet.")
+
+
+def _check_service(service: str) -> str:
+    if service not in SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(SERVICES)}")
+    return service
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="auth, users, categories, products or orders")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 0,
+    instance: Annotated[int, typer.Option(help="Instance number, shown in X-Instance")] = 1,
+) -> None:
+    """Run one instance of a service (one process)."""
+    from shopfleet.server import run
+    from shopfleet.services import app_factory
+
+    _check_service(service)
+    settings = Settings(service=service, instance=f"{service}-{instance}")
+    if port == 0:
+        port = DEFAULT_PORTS[service]
+    run(
+        app_factory(service)(settings),
+        host=host,
+        port=port,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+
+
+DEFAULT_PORTS = {"auth": 3000, "products": 3001, "categories": 3002, "users": 3003, "orders": 3004}
+
+
+@app.command()
+def migrate(
+    service: Annotated[str, typer.Argument(help="A service name, or 'all'")] = "all",
+) -> None:
+    """Apply every pending migration (idempotent)."""
+    from shopfleet.common.migrations import migrate as run_migrations
+
+    services = SERVICES if service == "all" else (_check_service(service),)
+
+    async def _run() -> None:
+        for name in services:
+            await run_migrations(Settings(service=name), name)
+            typer.echo(f"migrated {name}")
+
+    asyncio.run(_run())
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email")],
+    name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create an admin account, or promote an existing one (idempotent)."""
+    from shopfleet.auth.passwords import Passwords
+    from shopfleet.auth.schemas import RegisterRequest
+    from shopfleet.auth.service import ensure_admin
+    from shopfleet.common.database import create_engine, create_sessionmaker
+
+    if not password_stdin:
+        raise typer.BadParameter("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        data = RegisterRequest(email=email, password=password, name=name)
+    except ValueError as exc:
+        typer.echo(f"invalid admin: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = Settings(service="auth")
+
+    async def _run() -> None:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as db:
+                account, created = await ensure_admin(
+                    db=db,
+                    passwords=Passwords(settings),
+                    email=data.email,
+                    password=data.password,
+                    name=data.name,
+                )
+                await db.commit()
+            typer.echo(
+                f"{'created' if created else 'promoted'} admin {account.email} ({account.id})"
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_run())
+
+
+def main() -> None:
+    app()

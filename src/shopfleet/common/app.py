@@ -1,0 +1,215 @@
+"""The app factory every service is built with."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
+from starlette.responses import Response
+
+from shopfleet import __version__
+from shopfleet.common.database import create_engine, create_sessionmaker
+from shopfleet.common.errors import install_error_handlers
+from shopfleet.common.http import ServiceClient
+from shopfleet.common.logging import configure_logging
+from shopfleet.common.metrics import Metrics
+from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
+from shopfleet.common.redis import create_redis
+from shopfleet.common.settings import Settings
+from shopfleet.common.tokens import TokenVerifier, load_internal_token
+
+log = logging.getLogger("shopfleet.app")
+Hook = Callable[[FastAPI, "Resources"], Awaitable[None]]
+
+
+@dataclass
+class Resources:
+    """What the lifespan builds, handed to endpoints through `app.state.resources`."""
+
+    settings: Settings
+    metrics: Metrics
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: ServiceClient
+    verifier: TokenVerifier
+    redis: Redis | None
+    internal_token: str | None
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    draining: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How one service differs from the others: its routers and lifecycle hooks."""
+
+    name: str
+    title: str
+    routers: Sequence[APIRouter]
+    startup: Sequence[Hook] = ()
+    shutdown: Sequence[Hook] = ()
+
+
+def create_service_app(
+    settings: Settings,
+    spec: ServiceSpec,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build a service's ASGI app; all I/O happens in the lifespan, none at build time."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.environment != "test":
+            configure_logging(
+                service=spec.name, instance=settings.instance_name, level=settings.log_level
+            )
+        engine = create_engine(settings)
+        internal_token = load_internal_token(settings)
+        http = ServiceClient(
+            settings, metrics, internal_token=internal_token, transport=http_transport
+        )
+        resources = Resources(
+            settings=settings,
+            metrics=metrics,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            http=http,
+            verifier=TokenVerifier(settings, http=http.client),
+            redis=create_redis(settings),
+            internal_token=internal_token,
+        )
+        app.state.resources = resources
+        try:
+            for hook in spec.startup:
+                await hook(app, resources)
+            resources.ready = True
+            log.info("instance ready", extra={"version": __version__})
+            yield
+        finally:
+            resources.ready = False
+            resources.draining = True
+            for hook in reversed(spec.shutdown):
+                try:
+                    await hook(app, resources)
+                except Exception:
+                    log.exception("shutdown hook failed")
+            await http.aclose()
+            if resources.redis is not None:
+                await resources.redis.aclose()
+            await engine.dispose()
+            log.info("instance stopped")
+
+    app = FastAPI(
+        title=spec.title,
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(_operational_router(spec))
+    for router in spec.routers:
+        app.include_router(router)
+    # Added innermost first: gzip sits inside the bookkeeping layer.
+    app.add_middleware(ConditionalGZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    app.add_middleware(
+        ServiceMiddleware,
+        instance=settings.instance_name,
+        metrics=metrics,
+        request_timeout=settings.request_timeout,
+        max_body_size=settings.max_body_size,
+        access_log_enabled=settings.access_log,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+    return app
+
+
+def _operational_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready")
+    async def ready(request: Request) -> Response:
+        resources: Resources = request.app.state.resources
+        ok = resources.ready and not resources.draining
+        body = {"status": "ready" if ok else ("draining" if resources.draining else "starting")}
+        return _json(body, 200 if ok else 503)
+
+    @router.get("/health")
+    async def health(request: Request) -> Response:
+        resources: Resources = request.app.state.resources
+        checks = {"database": await _check_database(resources)}
+        if resources.redis is not None:
+            checks["redis"] = await _check_redis(resources.redis)
+        healthy = all(value == "ok" for value in checks.values()) and not resources.draining
+        body = {
+            "status": "ok" if healthy else "unhealthy",
+            "service": spec.name,
+            "instance": resources.settings.instance_name,
+            "version": __version__,
+            "uptime": round(time.monotonic() - resources.started_at, 3),
+            "checks": checks,
+        }
+        return _json(body, 200 if healthy else 503)
+
+    @router.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        resources: Resources = request.app.state.resources
+        pool = resources.engine.pool
+        if isinstance(pool, QueuePool):
+            resources.metrics.db_pool_in_use.set(pool.checkedout())
+            resources.metrics.db_pool_size.set(pool.size())
+        payload, content_type = resources.metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @router.get("/docs")
+    async def docs() -> HTMLResponse:
+        # A relative schema URL works both on the instance and under the gateway's /docs/<svc>/.
+        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{spec.title} docs")
+
+    return router
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def _check_database(resources: Resources) -> str:
+    try:
+        async with asyncio.timeout(2):
+            async with resources.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:
+        log.warning("database check failed", extra={"error": repr(exc)})
+        return "error"
+
+
+async def _check_redis(redis: Redis) -> str:
+    try:
+        async with asyncio.timeout(1):
+            await redis.ping()
+        return "ok"
+    except Exception:
+        return "error"

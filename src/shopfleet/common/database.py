@@ -1,0 +1,140 @@
+"""Async engines, per-request sessions and the column types every service shares."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.types import TypeDecorator
+
+from shopfleet.common.errors import ShopfleetError
+from shopfleet.common.settings import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_write_intent: ContextVar[bool] = ContextVar("shopfleet_write_intent", default=True)
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def new_metadata() -> MetaData:
+    """Return a MetaData with the shared constraint naming convention."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_engine(settings: Settings, service: str | None = None) -> AsyncEngine:
+    """Create the pooled async engine of one service's database."""
+    url = settings.database_url_for(service)
+    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    schema = settings.database_schema_for(service)
+    kwargs.update(
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.database_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": schema or "public"}},
+    )
+    return create_async_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside one writer; every process of a service shares the file.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A transaction that may write takes the write lock up front (BEGIN IMMEDIATE),
+        # so two processes never both read and then fail to upgrade (SQLITE_BUSY).
+        # Read-only requests begin deferred and run beside the writer (WAL).
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Open the request's one transaction; commit on success, roll back on error."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.resources.sessionmaker
+    _write_intent.set(request.method not in READ_ONLY_METHODS)
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except ShopfleetError as exc:
+            # Some refusals must still record what they found (a reused refresh token
+            # revokes its session); they say so with `keep_changes`.
+            await (session.commit() if exc.keep_changes else session.rollback())
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,174 @@
+"""One error hierarchy, rendered as RFC 9457 problem+json in one place."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("shopfleet.errors")
+
+
+class ShopfleetError(Exception):
+    """Base of every error a client may see; subclasses set status and problem type."""
+
+    status_code = 500
+    problem_type = "about:blank"
+    keep_changes = False  # commit the request's transaction even though it fails
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(ShopfleetError):
+    status_code = 400
+
+
+class Unauthorized(ShopfleetError):
+    status_code = 401
+
+    def __init__(self, detail: str = "Missing or invalid credentials.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="shopfleet"')
+
+
+class Forbidden(ShopfleetError):
+    status_code = 403
+
+
+class NotFound(ShopfleetError):
+    status_code = 404
+
+
+class Conflict(ShopfleetError):
+    status_code = 409
+
+
+class Unprocessable(ShopfleetError):
+    """A 422 for rules a schema cannot express; `field` names the offending input."""
+
+    status_code = 422
+
+    def __init__(self, detail: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        if field is not None:
+            self.extra.setdefault("errors", [{"field": field, "message": detail}])
+
+
+class RateLimited(ShopfleetError):
+    status_code = 429
+
+
+class DependencyUnavailable(ShopfleetError):
+    status_code = 503
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    problem_type: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {
+        "type": problem_type,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        body.update(extra)
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+def problem_bytes(status: int, detail: str, **extra: Any) -> bytes:
+    """Serialise a problem body for code paths below FastAPI (pure ASGI middleware)."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    body["detail"] = detail
+    body.update(extra)
+    return orjson.dumps(body)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ShopfleetError)
+    return problem_response(
+        exc.status_code,
+        exc.detail,
+        problem_type=exc.problem_type,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return problem_response(400, "The request body is not valid JSON.")
+    if any(
+        error.get("type") == "model_attributes_type" and error["loc"] == ("body",)
+        for error in errors
+    ):
+        return problem_response(400, "The request body must be a JSON object.")
+    fields = [
+        {"field": _field_path(tuple(error["loc"])), "message": error["msg"]} for error in errors
+    ]
+    return problem_response(422, "The request is not valid.", extra={"errors": fields})
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource."
+    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(500, "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error path of the app to problem+json."""
+    app.add_exception_handler(ShopfleetError, _handle_shopfleet_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(Exception, _handle_unexpected)

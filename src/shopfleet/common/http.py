@@ -1,0 +1,191 @@
+"""Service-to-service HTTP: one pooled client per process, timeouts, breaker, safe retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from enum import IntEnum
+from typing import Any
+
+import httpx
+
+from shopfleet.common.errors import DependencyUnavailable
+from shopfleet.common.metrics import Metrics
+from shopfleet.common.settings import Settings
+
+log = logging.getLogger("shopfleet.http")
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 (a header name)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class BreakerState(IntEnum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class CircuitBreaker:
+    """Open when the failure ratio of recent calls passes a threshold; retry after a pause."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_ratio: float = 0.5,
+        min_calls: int = 5,
+        window: int = 20,
+        reset_timeout: float = 30.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.failure_ratio = failure_ratio
+        self.min_calls = min_calls
+        self.reset_timeout = reset_timeout
+        self.clock = clock
+        self.outcomes: deque[bool] = deque(maxlen=window)
+        self.state = BreakerState.CLOSED
+        self.opened_at = 0.0
+        self._trial_in_flight = False
+
+    def allow(self) -> bool:
+        """Say whether a call may go out now (one trial call when half-open)."""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN:
+            if self.clock() - self.opened_at < self.reset_timeout:
+                return False
+            self.state = BreakerState.HALF_OPEN
+        if self._trial_in_flight:
+            return False
+        self._trial_in_flight = True
+        return True
+
+    def record(self, *, success: bool) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self._trial_in_flight = False
+            if success:
+                self.state = BreakerState.CLOSED
+                self.outcomes.clear()
+            else:
+                self._open()
+            return
+        self.outcomes.append(success)
+        failures = self.outcomes.count(False)
+        if (
+            len(self.outcomes) >= self.min_calls
+            and failures / len(self.outcomes) >= self.failure_ratio
+        ):
+            self._open()
+
+    def retry_after(self) -> int:
+        return max(1, int(self.reset_timeout - (self.clock() - self.opened_at)))
+
+    def _open(self) -> None:
+        if self.state is not BreakerState.OPEN:
+            log.warning("circuit opened", extra={"target": self.name})
+        self.state = BreakerState.OPEN
+        self.opened_at = self.clock()
+        self.outcomes.clear()
+
+
+class ServiceClient:
+    """Calls other services through the internal gateway listener."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        internal_token: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": f"shopfleet-{settings.service}"}
+        if internal_token is not None:
+            headers[INTERNAL_TOKEN_HEADER] = internal_token
+        self.settings = settings
+        self.metrics = metrics
+        self.client = httpx.AsyncClient(
+            base_url=settings.internal_url,
+            timeout=httpx.Timeout(settings.http_timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            headers=headers,
+            transport=transport,
+        )
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, target: str) -> CircuitBreaker:
+        if target not in self.breakers:
+            self.breakers[target] = CircuitBreaker(
+                target,
+                failure_ratio=self.settings.breaker_failure_ratio,
+                min_calls=self.settings.breaker_min_calls,
+                reset_timeout=self.settings.breaker_reset_timeout,
+            )
+        return self.breakers[target]
+
+    async def request(
+        self,
+        target: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        retries: int = 2,
+    ) -> httpx.Response:
+        """Send one call to `target`; 5xx and transport errors count against its breaker.
+
+        Only idempotent calls are retried, with capped, jittered backoff. A call that
+        cannot be made raises DependencyUnavailable (503 to our own client).
+        """
+        breaker = self.breaker(target)
+        may_retry = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
+        attempts = 1 + (retries if may_retry else 0)
+        for attempt in range(attempts):
+            if not breaker.allow():
+                self.metrics.outbound.labels(target, "short_circuit").inc()
+                raise DependencyUnavailable(
+                    f"The {target} service is unavailable.", retry_after=breaker.retry_after()
+                )
+            try:
+                response = await self.client.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                breaker.record(success=False)
+                self._observe_breaker(breaker)
+                self.metrics.outbound.labels(target, "error").inc()
+                log.warning(
+                    "call failed", extra={"target": target, "path": path, "error": repr(exc)}
+                )
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                raise DependencyUnavailable(f"The {target} service is unavailable.") from exc
+            failed = response.status_code >= 500
+            breaker.record(success=not failed)
+            self._observe_breaker(breaker)
+            self.metrics.outbound.labels(target, "error" if failed else "ok").inc()
+            if failed and attempt + 1 < attempts:
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            if failed:
+                raise DependencyUnavailable(f"The {target} service is unavailable.")
+            return response
+        raise AssertionError("unreachable")
+
+    def _observe_breaker(self, breaker: CircuitBreaker) -> None:
+        self.metrics.breaker_state.labels(breaker.name).set(int(breaker.state))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _backoff(attempt: int) -> float:
+    """Capped exponential backoff with full jitter."""
+    return random.uniform(0, min(1.0, 0.05 * 2**attempt))

@@ -1,0 +1,69 @@
+"""Prometheus metrics of one instance (one registry per app, never multiprocess mode)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Metrics:
+    """The instance's metric families; services add their own to `registry`."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests in flight", ["method"], registry=r
+        )
+        self.cache = Counter(
+            "cache_requests_total", "Cache lookups", ["prefix", "result"], registry=r
+        )
+        self.cache_invalidations = Counter(
+            "cache_invalidations_total", "Cache invalidations", ["prefix"], registry=r
+        )
+        self.rate_limited = Counter(
+            "rate_limit_rejections_total",
+            "Requests rejected by the rate limiter",
+            ["group"],
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "redis_errors_total", "Redis commands that failed", ["operation"], registry=r
+        )
+        self.breaker_state = Gauge(
+            "circuit_breaker_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            ["target"],
+            registry=r,
+        )
+        self.outbound = Counter(
+            "outbound_requests_total",
+            "Calls to other services",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.db_pool_in_use = Gauge(
+            "db_pool_connections_in_use", "Database connections checked out", registry=r
+        )
+        self.db_pool_size = Gauge("db_pool_size", "Database pool size", registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,190 @@
+"""Pure-ASGI middleware: request id, instance header, access log, metrics, limits, gzip."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
+from shopfleet.common.metrics import Metrics
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+access_log = logging.getLogger("shopfleet.access")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class ServiceMiddleware:
+    """The outermost layer of every service: one pass does all per-request bookkeeping."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        instance: str,
+        metrics: Metrics,
+        request_timeout: float,
+        max_body_size: int,
+        access_log_enabled: bool = True,
+    ) -> None:
+        self.app = app
+        self.instance = instance.encode()
+        self.metrics = metrics
+        self.request_timeout = request_timeout
+        self.max_body_size = max_body_size
+        self.access_log_enabled = access_log_enabled
+
+    @staticmethod
+    def _route_template(scope: Scope) -> str:
+        route = scope.get("route")
+        return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        given = _header(scope, b"x-request-id")
+        request_id = (
+            given.decode("latin-1")
+            if given and _SANE_REQUEST_ID.match(given.decode("latin-1"))
+            else uuid.uuid4().hex
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        method = scope["method"]
+        extra_headers = [(b"x-request-id", request_id.encode()), (b"x-instance", self.instance)]
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + extra_headers
+            await send(message)
+
+        async def respond_problem(code: int, detail: str, headers: list[Any] | None = None) -> None:
+            body = problem_bytes(code, detail)
+            await send_wrapper(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        *(headers or []),
+                    ],
+                }
+            )
+            await send_wrapper({"type": "http.response.body", "body": body})
+
+        # The route template is known only once routing ran, so in-flight is per method.
+        in_flight = self.metrics.in_flight.labels(method)
+        in_flight.inc()
+        try:
+            error = self._check_body_headers(scope)
+            if error is not None:
+                await respond_problem(*error)
+                return
+            received = 0
+
+            async def receive_wrapper() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_size:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    await self.app(scope, receive_wrapper, send_wrapper)
+            except _BodyTooLarge:
+                if not response_started:
+                    await respond_problem(413, "The request body is too large.")
+            except TimeoutError:
+                if not response_started:
+                    await respond_problem(
+                        503, "The request took too long.", [(b"retry-after", b"1")]
+                    )
+        finally:
+            in_flight.dec()
+            route = self._route_template(scope)
+            elapsed = time.perf_counter() - started
+            status_label = str(status)
+            self.metrics.requests.labels(method, route, status_label).inc()
+            self.metrics.latency.labels(method, route, status_label).observe(elapsed)
+            if self.access_log_enabled:
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+
+    def _check_body_headers(self, scope: Scope) -> tuple[int, str] | None:
+        if scope["method"].encode() not in _BODY_METHODS:
+            return None
+        length = _header(scope, b"content-length")
+        chunked = _header(scope, b"transfer-encoding")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return 400, "Invalid Content-Length."
+            if size > self.max_body_size:
+                return 413, "The request body is too large."
+            if size == 0:
+                return None
+        elif chunked is None:
+            return None
+        content_type = _header(scope, b"content-type")
+        if content_type is None or not _is_json(content_type):
+            return 415, "The request body must be application/json."
+        return None
+
+
+class ConditionalGZipMiddleware:
+    """Starlette's GZip, skipped when the client sends `x-no-compression`."""
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _header(scope, b"x-no-compression") is None:
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,60 @@
+"""Who is calling: signed-in users (Bearer tokens) and other services (internal credential)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shopfleet.common.errors import Forbidden, NotFound
+from shopfleet.common.errors import Unauthorized as UnauthorizedError
+from shopfleet.common.http import INTERNAL_TOKEN_HEADER
+from shopfleet.common.tokens import AccessClaims
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/login")
+
+
+async def _optional_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessClaims | None:
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise UnauthorizedError("The Authorization header must be 'Bearer <token>'.")
+        return None
+    claims: AccessClaims = await request.app.state.resources.verifier.verify(
+        credentials.credentials
+    )
+    request.state.user_id = claims.subject
+    return claims
+
+
+async def _current_user(
+    claims: Annotated[AccessClaims | None, Depends(_optional_user)],
+) -> AccessClaims:
+    if claims is None:
+        raise UnauthorizedError("Sign in to use this endpoint.")
+    return claims
+
+
+async def _admin_user(claims: Annotated[AccessClaims, Depends(_current_user)]) -> AccessClaims:
+    if claims.role != "admin":
+        raise Forbidden("This endpoint is for administrators.")
+    return claims
+
+
+async def _internal_caller(request: Request) -> None:
+    expected: str | None = request.app.state.resources.internal_token
+    given = request.headers.get(INTERNAL_TOKEN_HEADER)
+    if expected is None:
+        raise NotFound("No such resource.")
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise UnauthorizedError("A valid internal service credential is required.")
+
+
+OptionalUser = Annotated[AccessClaims | None, Depends(_optional_user)]
+CurrentUser = Annotated[AccessClaims, Depends(_current_user)]
+AdminUser = Annotated[AccessClaims, Depends(_admin_user)]
+InternalCaller = Depends(_internal_caller)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import Databases, Platform, running_platform
+
+
+@pytest.fixture(scope="session")
+async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
+    dbs = Databases(tmp_path_factory.mktemp("databases"))
+    yield dbs
+    await dbs.drop_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_platform(databases: Databases, backend: str, tmp_path: Path) -> Any:
+    """`async with make_platform("auth", "users") as p:` starts those services in-process."""
+
+    def _make(*services: str, **overrides: Any) -> Any:
+        return running_platform(databases, backend, tmp_path, services, **overrides)
+
+    return _make
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def register(
+    client: httpx.AsyncClient,
+    *,
+    email: str | None = None,
+    password: str = "correct-horse-1",
+    name: str = "Test User",
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/auth/register",
+        json={"email": email or unique_email(), "password": password, "name": name},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def make_admin(platform: Platform, *, email: str | None = None) -> dict[str, Any]:
+    """Register an account, promote it through auth's service layer, and sign it in again."""
+    from shopfleet.auth import service as auth_service
+
+    email = email or unique_email("admin")
+    await register(platform.client, email=email)
+    resources = platform.resources("auth")
+    async with resources.sessionmaker() as db:
+        await auth_service.ensure_admin(
+            db=db,
+            passwords=resources.extras["auth"].passwords,
+            email=email,
+            password="unused-here",
+            name="Admin",
+        )
+        await db.commit()
+    response = await platform.client.post(
+        "/v1/auth/login", json={"email": email, "password": "correct-horse-1"}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['accessToken']}"}

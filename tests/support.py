@@ -1,0 +1,296 @@
+"""Test support: databases on both engines, in-process platforms and real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shopfleet.common.migrations import migrate
+from shopfleet.common.settings import Settings
+from shopfleet.services import app_factory
+
+POSTGRES_URL = os.environ.get(
+    "SHOPFLEET_TEST_POSTGRES_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("SHOPFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_KEY = Ed25519PrivateKey.generate()
+PRIVATE_PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+PUBLIC_PEM = (
+    _KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+INTERNAL_TOKEN = uuid.uuid4().hex
+SCHEMA_PREFIX = f"t{uuid.uuid4().hex[:8]}_"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_settings(service: str, backend: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test instance: cheap argon2, shared keys, the chosen database."""
+    values: dict[str, Any] = {
+        "service": service,
+        "instance": f"{service}-1",
+        "environment": "test",
+        "data_dir": data_dir,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 1024,
+        "argon2_parallelism": 1,
+        "internal_token": SecretStr(INTERNAL_TOKEN),
+        "jwt_public_key": PUBLIC_PEM,
+        "access_log": False,
+        "internal_url": "http://mesh",
+        "sweeper_interval": 3600.0,
+    }
+    if service == "auth":
+        values["jwt_private_key"] = SecretStr(PRIVATE_PEM)
+    if backend == "postgres":
+        values["database_url"] = POSTGRES_URL
+        values["database_schema_prefix"] = SCHEMA_PREFIX
+        values["database_pool_size"] = 5
+    values.update(overrides)
+    return Settings(**values)
+
+
+def test_env(service: str, backend: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment variables for a `shopfleet serve` process equal to base_settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLEET_")}
+    env.update(
+        SHOPFLEET_ENVIRONMENT="test",
+        SHOPFLEET_DATA_DIR=str(data_dir),
+        SHOPFLEET_ARGON2_TIME_COST="1",
+        SHOPFLEET_ARGON2_MEMORY_COST="1024",
+        SHOPFLEET_ARGON2_PARALLELISM="1",
+        SHOPFLEET_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        SHOPFLEET_JWT_PUBLIC_KEY=PUBLIC_PEM,
+        SHOPFLEET_ACCESS_LOG="false",
+    )
+    if service == "auth":
+        env["SHOPFLEET_JWT_PRIVATE_KEY"] = PRIVATE_PEM
+    if backend == "postgres":
+        env["SHOPFLEET_DATABASE_URL"] = POSTGRES_URL
+        env["SHOPFLEET_DATABASE_SCHEMA_PREFIX"] = SCHEMA_PREFIX
+    env.update(extra)
+    return env
+
+
+class Databases:
+    """Migrated once per test session; each test starts from empty tables."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sqlite_templates: dict[str, Path] = {}
+        self.pg_ready: set[str] = set()
+        self.lock = asyncio.Lock()
+
+    async def prepare(self, service: str, backend: str, data_dir: Path) -> None:
+        async with self.lock:
+            if backend == "sqlite":
+                await self._sqlite(service, data_dir)
+            else:
+                await self._postgres(service)
+
+    async def _sqlite(self, service: str, data_dir: Path) -> None:
+        if service not in self.sqlite_templates:
+            template_dir = self.root / "sqlite-templates"
+            await migrate(base_settings(service, "sqlite", template_dir), service)
+            self.sqlite_templates[service] = template_dir / "data" / f"{service}.db"
+        target = data_dir / "data" / f"{service}.db"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.sqlite_templates[service], target)
+
+    async def _postgres(self, service: str) -> None:
+        settings = base_settings(service, "postgres", self.root)
+        if service not in self.pg_ready:
+            await migrate(settings, service)
+            self.pg_ready.add(service)
+        await truncate_postgres(service)
+
+    async def drop_postgres(self) -> None:
+        if not self.pg_ready:
+            return
+        engine = create_async_engine(POSTGRES_URL)
+        async with engine.begin() as connection:
+            for service in self.pg_ready:
+                await connection.execute(
+                    text(f'DROP SCHEMA IF EXISTS "{SCHEMA_PREFIX}{service}" CASCADE')
+                )
+        await engine.dispose()
+
+
+async def truncate_postgres(service: str) -> None:
+    metadata = importlib.import_module(f"shopfleet.{service}.models").Base.metadata
+    tables = ", ".join(f'"{SCHEMA_PREFIX}{service}"."{t.name}"' for t in metadata.sorted_tables)
+    engine = create_async_engine(POSTGRES_URL)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await engine.dispose()
+
+
+class MeshTransport(httpx.AsyncBaseTransport):
+    """Routes /v1/<service>/... and /internal/<service>/... to in-process apps, like the gateway."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, httpx.ASGITransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.split("/")
+        service = parts[2] if len(parts) > 2 and parts[1] in ("v1", "internal") else ""
+        transport = self.apps.get(service)
+        if transport is None:
+            return httpx.Response(502, json={"detail": f"no service for {request.url.path}"})
+        return await transport.handle_async_request(request)
+
+
+@dataclass
+class Platform:
+    """Several services running in-process, reachable through one client."""
+
+    backend: str
+    data_dir: Path
+    client: httpx.AsyncClient
+    apps: dict[str, FastAPI] = field(default_factory=dict)
+    settings: dict[str, Settings] = field(default_factory=dict)
+
+    def resources(self, service: str) -> Any:
+        return self.apps[service].state.resources
+
+    def instance_client(self, service: str) -> httpx.AsyncClient:
+        """A client for one instance's own port (health, metrics, docs)."""
+        transport = httpx.ASGITransport(app=self.apps[service])
+        return httpx.AsyncClient(transport=transport, base_url=f"http://{service}")
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    databases: Databases,
+    backend: str,
+    data_dir: Path,
+    services: Iterable[str],
+    **overrides: Any,
+) -> AsyncIterator[Platform]:
+    """Start the named services in-process (lifespans included) on fresh tables."""
+    mesh = MeshTransport()
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=mesh, base_url="http://gateway")
+        )
+        platform = Platform(backend=backend, data_dir=data_dir, client=client)
+        for service in services:
+            await databases.prepare(service, backend, data_dir)
+            settings = base_settings(service, backend, data_dir, **overrides.get(service, {}))
+            app = app_factory(service)(settings, http_transport=mesh)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            mesh.apps[service] = httpx.ASGITransport(app=app)
+            platform.apps[service] = app
+            platform.settings[service] = settings
+        yield platform
+
+
+@dataclass
+class ServiceProcess:
+    """A real `shopfleet serve` process."""
+
+    service: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 35) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+
+def start_service(
+    service: str,
+    *,
+    env: dict[str, str],
+    log_dir: Path,
+    instance: int = 1,
+    port: int | None = None,
+    wait: bool = True,
+) -> ServiceProcess:
+    """Start `shopfleet serve` as a process and wait until it reports ready."""
+    port = port or free_port()
+    log_path = log_dir / f"{service}-{instance}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shopfleet",
+            "serve",
+            service,
+            "--port",
+            str(port),
+            "--instance",
+            str(instance),
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=str(log_dir),
+    )
+    log_file.close()
+    proc = ServiceProcess(service, port, process, log_path)
+    if wait:
+        wait_ready(proc)
+    return proc
+
+
+def wait_ready(proc: ServiceProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise RuntimeError(f"{proc.service} exited early:\n{proc.log()}")
+        try:
+            if httpx.get(f"{proc.url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"{proc.service} not ready in {timeout}s:\n{proc.log()}")
