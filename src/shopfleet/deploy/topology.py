@@ -1,0 +1,180 @@
+"""The topology file (`shopfleet.toml`): per-service scale, resources and limits."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shopfleet.common.settings import SERVICES
+
+DEFAULT_PATH = Path("shopfleet.toml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+class Hpa(_Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class Cache(_Strict):
+    list_ttl: int = 300
+    detail_ttl: int = 900
+    warm_recent: int = 20
+
+
+class RateLimit(_Strict):
+    requests: int = Field(ge=1)
+    window: int = Field(ge=1, description="seconds")
+
+
+class Service(_Strict):
+    name: str = ""
+    instances: int = Field(ge=0)
+    port: int = Field(ge=1, le=65535)
+    hpa: Hpa
+    resources: Resources
+    cache: Cache | None = None
+    rate_limit: RateLimit | None = None
+
+    def instance_port(self, index: int) -> int:
+        """Port of instance `index` (1-based): base + 10 * (index - 1)."""
+        return self.port + 10 * (index - 1)
+
+    def environment(self) -> dict[str, str]:
+        """The SHOPFLEET_* variables that carry this service's tuning to its processes."""
+        env = {"SHOPFLEET_SERVICE": self.name}
+        if self.cache is not None:
+            env["SHOPFLEET_CACHE_LIST_TTL"] = str(self.cache.list_ttl)
+            env["SHOPFLEET_CACHE_DETAIL_TTL"] = str(self.cache.detail_ttl)
+            env["SHOPFLEET_CACHE_WARM_RECENT"] = str(self.cache.warm_recent)
+        if self.rate_limit is not None:
+            env["SHOPFLEET_RATE_LIMIT_REQUESTS"] = str(self.rate_limit.requests)
+            env["SHOPFLEET_RATE_LIMIT_WINDOW"] = str(self.rate_limit.window)
+        return env
+
+
+class Zone(_Strict):
+    rate: int = Field(ge=1, description="requests per second")
+    burst: int = Field(ge=0)
+
+
+class RateLimits(_Strict):
+    general: Zone
+    auth: Zone
+    api: Zone
+    connections_per_client: int
+
+
+class Gateway(_Strict):
+    public_port: int = 8080
+    https_port: int = 8443
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 8081
+    upstream_keepalive: int = 128
+    upstream_keepalive_timeout: int = 60
+    micro_cache_seconds: int = 5
+    client_max_body_size: str = "1m"
+    proxy_read_timeout: int = 35
+    tls_certificate: str = ""
+    tls_certificate_key: str = ""
+    rate_limits: RateLimits
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_certificate and self.tls_certificate_key)
+
+
+class ScalePolicy(_Strict):
+    stabilization_seconds: int
+    percent: int
+    pods: int
+    period_seconds: int
+
+
+class Autoscaling(_Strict):
+    cpu_target: int = 70
+    memory_target: int = 80
+    scale_up: ScalePolicy
+    scale_down: ScalePolicy
+
+
+class Process(_Strict):
+    memory_ceiling_mb: int = 500
+    shutdown_timeout: int = 25
+
+
+class Project(_Strict):
+    name: str = "shopfleet"
+    namespace: str = "ecommerce"
+    image: str = "shopfleet:latest"
+    currency: str = "USD"
+
+
+class Redis(_Strict):
+    resources: Resources
+
+
+class Topology(_Strict):
+    profile: str = "default"
+    project: Project
+    gateway: Gateway
+    autoscaling: Autoscaling
+    process: Process
+    services: dict[str, Service]
+    redis: Redis
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_services(cls, data: Any) -> Any:
+        services = data.get("services", {})
+        for name, service in services.items():
+            if name not in SERVICES:
+                raise ValueError(f"unknown service {name!r}")
+            service.setdefault("name", name)
+        missing = set(SERVICES) - set(services)
+        if missing:
+            raise ValueError(f"services missing from the topology: {sorted(missing)}")
+        return data
+
+    def ordered_services(self) -> list[Service]:
+        """Services in the canonical order (auth, users, categories, products, orders)."""
+        return [self.services[name] for name in SERVICES]
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_topology(path: Path = DEFAULT_PATH, profile: str = "default") -> Topology:
+    """Read the topology file, apply a profile's overlay, and validate the result."""
+    data = tomllib.loads(path.read_text())
+    profiles: dict[str, Any] = data.pop("profiles", {})
+    if profile != "default":
+        if profile not in profiles:
+            raise ValueError(f"unknown profile {profile!r}; known: default, {', '.join(profiles)}")
+        data = _merge(data, profiles[profile])
+    data["profile"] = profile
+    return Topology.model_validate(data)
+
+
+def profiles(path: Path = DEFAULT_PATH) -> list[str]:
+    return ["default", *tomllib.loads(path.read_text()).get("profiles", {})]
