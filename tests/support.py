@@ -104,6 +104,9 @@ def test_env(service: str, backend: str, data_dir: Path, **extra: str) -> dict[s
     return env
 
 
+test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 class Databases:
     """Migrated once per test session; each test starts from empty tables."""
 

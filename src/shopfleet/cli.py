@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from shopfleet.common.settings import SERVICES, Settings
 
@@ -27,6 +28,7 @@ def serve(
     instance: Annotated[int, typer.Option(help="Instance number, shown in X-Instance")] = 1,
 ) -> None:
     """Run one instance of a service (one process)."""
+    from shopfleet.common.logging import configure_logging
     from shopfleet.server import run
     from shopfleet.services import app_factory
 
@@ -34,6 +36,7 @@ def serve(
     settings = Settings(service=service, instance=f"{service}-{instance}")
     if port == 0:
         port = DEFAULT_PORTS[service]
+    configure_logging(service=service, instance=settings.instance_name, level=settings.log_level)
     run(
         app_factory(service)(settings),
         host=host,
@@ -81,9 +84,11 @@ def create_admin(
     password = sys.stdin.readline().rstrip("\n")
     try:
         data = RegisterRequest(email=email, password=password, name=name)
-    except ValueError as exc:
-        typer.echo(f"invalid admin: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        # Name the fields and rules only: the input may be the password.
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"invalid admin: {reasons}", err=True)
+        raise typer.Exit(2) from None
     settings = Settings(service="auth")
 
     async def _run() -> None:

@@ -25,6 +25,11 @@ class DrainingServer(uvicorn.Server):
             resources.draining = True
         log.info("draining", extra={"signal": signal.Signals(sig).name})
         super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            # uvicorn re-raises captured signals after shutdown, so the process would die
+            # "killed by SIGTERM"; a completed drain is a clean exit (status 0) for
+            # supervisor, PM2 and Kubernetes alike.
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
 def run(app: FastAPI, *, host: str, port: int, shutdown_timeout: float) -> None:

@@ -25,9 +25,9 @@ from shopfleet import __version__
 from shopfleet.common.database import create_engine, create_sessionmaker
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
-from shopfleet.common.logging import configure_logging
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
+from shopfleet.common.openapi import install_problem_schema
 from shopfleet.common.redis import create_redis
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenVerifier, load_internal_token
@@ -76,10 +76,6 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.environment != "test":
-            configure_logging(
-                service=spec.name, instance=settings.instance_name, level=settings.log_level
-            )
         engine = create_engine(settings)
         internal_token = load_internal_token(settings)
         http = ServiceClient(
@@ -124,6 +120,7 @@ def create_service_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_problem_schema(app)
     app.include_router(_operational_router(spec))
     for router in spec.routers:
         app.include_router(router)

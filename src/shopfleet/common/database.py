@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -113,6 +114,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # so two processes never both read and then fail to upgrade (SQLITE_BUSY).
         # Read-only requests begin deferred and run beside the writer (WAL).
         connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+@contextmanager
+def transaction_intent(*, writes: bool) -> Iterator[None]:
+    """Open the transactions of this block as writers (BEGIN IMMEDIATE on SQLite) or readers.
+
+    For code that owns its sessions outside a request (sagas, background tasks).
+    """
+    token = _write_intent.set(writes)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

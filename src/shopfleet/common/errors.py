@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -13,7 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger("shopfleet.errors")
 
 
 class ShopfleetError(Exception):
@@ -161,14 +159,9 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return problem_response(500, "An unexpected error occurred.")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error path of the app to problem+json."""
     app.add_exception_handler(ShopfleetError, _handle_shopfleet_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    app.add_exception_handler(Exception, _handle_unexpected)
+    # Unexpected exceptions are answered by ServiceMiddleware (500, logged once).

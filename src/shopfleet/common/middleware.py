@@ -18,6 +18,7 @@ from shopfleet.common.metrics import Metrics
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 access_log = logging.getLogger("shopfleet.access")
+error_log = logging.getLogger("shopfleet.errors")
 
 
 class _BodyTooLarge(Exception):
@@ -134,6 +135,11 @@ class ServiceMiddleware:
                     await respond_problem(
                         503, "The request took too long.", [(b"retry-after", b"1")]
                     )
+            except Exception:
+                # Handled here, once, with the request id; never a stack trace to the client.
+                error_log.exception("unhandled error", extra={"request_id": request_id})
+                if not response_started:
+                    await respond_problem(500, "An unexpected error occurred.")
         finally:
             in_flight.dec()
             route = self._route_template(scope)
