@@ -22,13 +22,16 @@ from sqlalchemy.pool import QueuePool
 from starlette.responses import Response
 
 from shopfleet import __version__
+from shopfleet.common.cache import ResponseCache
+from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
 from shopfleet.common.openapi import install_problem_schema
-from shopfleet.common.redis import create_redis
+from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
+from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenVerifier, load_internal_token
 
@@ -47,6 +50,8 @@ class Resources:
     http: ServiceClient
     verifier: TokenVerifier
     redis: Redis | None
+    redis_guard: RedisGuard
+    cache: ResponseCache | None
     internal_token: str | None
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
@@ -63,6 +68,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter]
     startup: Sequence[Hook] = ()
     shutdown: Sequence[Hook] = ()
+    cached_routes: Sequence[CachedRoute] = ()
+    rate_limited: bool = False
 
 
 def create_service_app(
@@ -81,6 +88,8 @@ def create_service_app(
         http = ServiceClient(
             settings, metrics, internal_token=internal_token, transport=http_transport
         )
+        redis = create_redis(settings)
+        guard = RedisGuard(redis, metrics)
         resources = Resources(
             settings=settings,
             metrics=metrics,
@@ -88,9 +97,30 @@ def create_service_app(
             sessionmaker=create_sessionmaker(engine),
             http=http,
             verifier=TokenVerifier(settings, http=http.client),
-            redis=create_redis(settings),
+            redis=redis,
+            redis_guard=guard,
+            cache=(
+                ResponseCache(guard, metrics, key_prefix=settings.redis_key_prefix)
+                if settings.cache_enabled and spec.cached_routes
+                else None
+            ),
             internal_token=internal_token,
         )
+        if spec.rate_limited and settings.rate_limit_enabled:
+            resources.extras["rate_limiter"] = RateLimiter(
+                guard,
+                metrics,
+                group=spec.name,
+                limit=settings.rate_limit_requests,
+                window=settings.rate_limit_window,
+                key_prefix=settings.redis_key_prefix,
+            )
+            resources.extras["client_address"] = ClientAddress(settings.trusted_proxies)
+        if redis is None and (resources.cache is not None or spec.rate_limited):
+            log.warning(
+                "no Redis configured: caches and rate limits are per instance "
+                "(set SHOPFLEET_REDIS_URL to share them)"
+            )
         app.state.resources = resources
         try:
             for hook in spec.startup:
@@ -124,8 +154,16 @@ def create_service_app(
     app.include_router(_operational_router(spec))
     for router in spec.routers:
         app.include_router(router)
-    # Added innermost first: gzip sits inside the bookkeeping layer.
+    # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads.
+    if spec.cached_routes:
+        app.add_middleware(
+            CachedReadMiddleware,
+            routes=list(spec.cached_routes),
+            cache=lambda: _cache_of(app),
+        )
     app.add_middleware(ConditionalGZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    if spec.rate_limited:
+        app.add_middleware(RateLimitMiddleware, state=lambda: _resources(app))
     app.add_middleware(
         ServiceMiddleware,
         instance=settings.instance_name,
@@ -137,6 +175,15 @@ def create_service_app(
     app.state.metrics = metrics
     app.state.settings = settings
     return app
+
+
+def _resources(app: FastAPI) -> Resources | None:
+    return getattr(app.state, "resources", None)
+
+
+def _cache_of(app: FastAPI) -> ResponseCache | None:
+    resources = _resources(app)
+    return resources.cache if resources is not None else None
 
 
 def _operational_router(spec: ServiceSpec) -> APIRouter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -133,6 +133,21 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the request's transaction has committed (cache invalidation)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run and clear the callbacks registered with after_commit."""
+    callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        await callback()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Open the request's one transaction; commit on success, roll back on error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.resources.sessionmaker
@@ -141,10 +156,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+            await run_after_commit(session)
         except ShopfleetError as exc:
             # Some refusals must still record what they found (a reused refresh token
             # revokes its session); they say so with `keep_changes`.
-            await (session.commit() if exc.keep_changes else session.rollback())
+            if exc.keep_changes:
+                await session.commit()
+                await run_after_commit(session)
+            else:
+                await session.rollback()
             raise
         except BaseException:
             await session.rollback()

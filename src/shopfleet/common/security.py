@@ -24,9 +24,10 @@ async def _optional_user(
         if request.headers.get("authorization"):
             raise UnauthorizedError("The Authorization header must be 'Bearer <token>'.")
         return None
-    claims: AccessClaims = await request.app.state.resources.verifier.verify(
-        credentials.credentials
-    )
+    # The rate limiter may have verified this very token already.
+    claims: AccessClaims | None = request.scope.get("state", {}).get("claims")
+    if claims is None:
+        claims = await request.app.state.resources.verifier.verify(credentials.credentials)
     request.state.user_id = claims.subject
     return claims
 

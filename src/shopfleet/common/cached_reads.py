@@ -1,0 +1,104 @@
+"""Serve cached public GETs before FastAPI runs; fill the cache from FastAPI's answer.
+
+A hit costs one Redis round trip and no routing, validation or serialisation: the stored
+bytes are the response. A miss runs the endpoint as usual and keeps its body when the
+status is 200. Concurrent misses of one key share one run of the endpoint (single flight).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shopfleet.common.cache import ResponseCache
+
+
+@dataclass(frozen=True)
+class CachedRoute:
+    """A GET route whose 200 answers are cached.
+
+    `scope(match)` names the generation the entry belongs to (bumped on writes);
+    `key(match, query)` names the entry itself.
+    """
+
+    pattern: re.Pattern[str]
+    scope: Callable[[re.Match[str]], str]
+    key: Callable[[re.Match[str], str], str]
+    ttl: Callable[[], int]
+
+
+def normalise_query(query_string: bytes) -> str:
+    """Sort parameters so `page=1&limit=10` and `limit=10&page=1` share an entry."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return urlencode(sorted(pairs))
+
+
+class _NotCacheable(Exception):
+    """The endpoint answered with something other than 200: replay it to this caller."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        super().__init__("not cacheable")
+        self.messages = messages
+
+
+class CachedReadMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, routes: list[CachedRoute], cache: Callable[[], ResponseCache | None]
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache = self.cache()
+        if scope["type"] != "http" or scope["method"] != "GET" or cache is None:
+            await self.app(scope, receive, send)
+            return
+        for route in self.routes:
+            match = route.pattern.fullmatch(scope["path"])
+            if match is not None:
+                break
+        else:
+            await self.app(scope, receive, send)
+            return
+        key = route.key(match, normalise_query(scope["query_string"]))
+
+        async def load() -> bytes:
+            messages: list[Message] = []
+
+            async def capture(message: Message) -> None:
+                messages.append(message)
+
+            await self.app(scope, receive, capture)
+            start = messages[0]
+            if start["status"] != 200 or any(
+                name == b"content-encoding" for name, _ in start.get("headers", [])
+            ):
+                raise _NotCacheable(messages)
+            return b"".join(m.get("body", b"") for m in messages[1:])
+
+        try:
+            result = await cache.get_or_load(
+                scope=route.scope(match), key=key, ttl=route.ttl(), load=load
+            )
+        except _NotCacheable as refused:
+            for message in refused.messages:
+                await send(dict(message))  # copies: each waiter's layers add their own headers
+            return
+        await _send_json(send, result.body, key=key, hit=result.hit)
+
+
+async def _send_json(send: Send, body: bytes, *, key: str, hit: bool) -> None:
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-cache", b"HIT" if hit else b"MISS"),
+        (b"x-cache-key", key.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

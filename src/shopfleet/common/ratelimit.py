@@ -1,0 +1,216 @@
+"""A distributed rate limiter (GCRA in one Lua script), shared by every instance.
+
+GCRA keeps one timestamp per client (the theoretical arrival time), so a check is one
+atomic round trip and the limit is exact across instances. Clients are keyed by user id
+when signed in, otherwise by address; X-Forwarded-For is believed only from the gateway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.types import Message, Receive, Scope, Send
+
+from shopfleet.common.errors import ShopfleetError, problem_bytes
+from shopfleet.common.metrics import Metrics
+from shopfleet.common.redis import RedisGuard
+
+# KEYS[1]: the client's key. ARGV: emission interval and period, in microseconds.
+# Returns {allowed, tat_after - now (us), retry_after (us)}; Redis' clock is the one clock.
+_GCRA_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - period > now then
+  return {0, tat - now, new_tat - period - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+return {1, new_tat - now, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the client's quota is whole again
+    retry_after: int  # seconds, when refused
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        values = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        ]
+        if not self.allowed:
+            values.append((b"retry-after", str(self.retry_after).encode()))
+        return values
+
+
+class _LocalGCRA:
+    """The embedded fallback: the same algorithm, per instance, bounded in memory."""
+
+    def __init__(self, max_clients: int = 100_000) -> None:
+        self.tats: OrderedDict[str, int] = OrderedDict()
+        self.max_clients = max_clients
+
+    def check(self, key: str, interval: int, period: int) -> tuple[int, int, int]:
+        now = time.time_ns() // 1000
+        tat = max(self.tats.get(key, now), now)
+        new_tat = tat + interval
+        if new_tat - period > now:
+            return 0, tat - now, new_tat - period - now
+        self.tats[key] = new_tat
+        self.tats.move_to_end(key)
+        while len(self.tats) > self.max_clients:
+            self.tats.popitem(last=False)
+        return 1, new_tat - now, 0
+
+
+class RateLimiter:
+    """`limit` requests per `window` seconds per client, for one route group."""
+
+    def __init__(
+        self,
+        guard: RedisGuard,
+        metrics: Metrics,
+        *,
+        group: str,
+        limit: int,
+        window: int,
+        key_prefix: str,
+    ) -> None:
+        self.guard = guard
+        self.metrics = metrics
+        self.group = group
+        self.limit = limit
+        self.window = window
+        self.period = window * 1_000_000
+        self.interval = self.period // limit
+        self.prefix = f"{key_prefix}rl:{group}:"
+        self.local = _LocalGCRA() if not guard.configured else None
+        self._script = guard.redis.register_script(_GCRA_SCRIPT) if guard.redis else None
+
+    async def check(self, client: str) -> Decision:
+        """Count one request of `client`; fail open (allow) when Redis is down."""
+        key = self.prefix + client
+        if self.local is not None:
+            allowed, used, wait = self.local.check(key, self.interval, self.period)
+        else:
+            script = self._script
+            assert script is not None
+
+            async def command(_: Redis) -> tuple[int, int, int]:
+                result = await script(keys=[key], args=[self.interval, self.period])
+                return int(result[0]), int(result[1]), int(result[2])
+
+            allowed, used, wait = await self.guard.run("rate_limit", command, (1, -1, 0))
+            if used < 0:  # Redis down: fail open, without inventing numbers
+                return Decision(True, self.limit, self.limit, 0, 0)
+        if not allowed:
+            self.metrics.rate_limited.labels(self.group).inc()
+        remaining = max(0, math.floor((self.period - used) / self.interval))
+        return Decision(
+            allowed=bool(allowed),
+            limit=self.limit,
+            remaining=remaining if allowed else 0,
+            reset=math.ceil(used / 1_000_000),
+            retry_after=max(1, math.ceil(wait / 1_000_000)),
+        )
+
+
+class ClientAddress:
+    """The real client address: X-Forwarded-For only when the peer is a trusted proxy."""
+
+    def __init__(self, trusted: list[str]) -> None:
+        self.trusted = [ipaddress.ip_network(net, strict=False) for net in trusted]
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
+        if peer is None:
+            return "unknown"
+        if forwarded_for is None or not self._is_trusted(peer):
+            return peer
+        # Walk from the right: the first address not of our own proxies is the client.
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            if not self._is_trusted(hop):
+                return hop
+        return peer
+
+
+class RateLimitMiddleware:
+    """Limit every /v1/ request of a service; answer 429 problems with Retry-After."""
+
+    def __init__(self, app: Any, *, state: Callable[[], Any]) -> None:
+        self.app = app
+        self.state = state  # the app's Resources, available once the lifespan ran
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resources = self.state() if scope["type"] == "http" else None
+        limiter: RateLimiter | None = resources.extras.get("rate_limiter") if resources else None
+        if limiter is None or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        client = await self._client_key(scope, resources)
+        decision = await limiter.check(client)
+        if not decision.allowed:
+            body = problem_bytes(429, "Too many requests; slow down.")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", str(len(body)).encode()),
+                        *decision.headers(),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        extra = decision.headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _client_key(scope: Scope, resources: Any) -> str:
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        if authorization[:7].lower() == "bearer ":
+            try:
+                claims = await resources.verifier.verify(authorization[7:].strip())
+            except ShopfleetError:
+                pass  # a bad token is limited by address; the endpoint answers 401
+            else:
+                # The endpoint's CurrentUser dependency reuses this verification.
+                scope.setdefault("state", {})["claims"] = claims
+                return f"user:{claims.subject}"
+        peer = scope.get("client")
+        forwarded = headers.get(b"x-forwarded-for")
+        address: ClientAddress = resources.extras["client_address"]
+        return "addr:" + address.resolve(
+            peer[0] if peer else None, forwarded.decode("latin-1") if forwarded else None
+        )

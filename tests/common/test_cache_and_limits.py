@@ -1,0 +1,239 @@
+"""Response caching and rate limiting on a small service, against real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as sync_redis
+from fastapi import APIRouter, Request
+
+from shopfleet.common.app import ServiceSpec, create_service_app
+from shopfleet.common.cached_reads import CachedRoute
+from shopfleet.common.database import SessionDep, after_commit
+from tests.common.redis_support import private_redis
+from tests.support import REDIS_URL, base_settings
+
+STORE: dict[str, dict[str, Any]] = {}
+router = APIRouter()
+
+
+@router.get("/v1/auth/items")
+async def list_items(request: Request, page: int = 1) -> dict[str, Any]:
+    request.app.state.loads += 1
+    await asyncio.sleep(0.05)  # a slow query, so concurrent misses overlap
+    return {"results": sorted(STORE[request.app.state.ns].values(), key=str), "page": page}
+
+
+@router.get("/v1/auth/items/{item_id}")
+async def get_item(item_id: str, request: Request) -> dict[str, Any]:
+    request.app.state.loads += 1
+    return STORE[request.app.state.ns].get(item_id, {"id": item_id, "name": None})
+
+
+@router.put("/v1/auth/items/{item_id}")
+async def put_item(
+    item_id: str, body: dict[str, str], request: Request, db: SessionDep
+) -> dict[str, str]:
+    STORE[request.app.state.ns][item_id] = {"id": item_id, **body}
+    cache = request.app.state.resources.cache
+    after_commit(db, lambda: cache.invalidate("items:list", f"items:detail:{item_id}"))
+    return body
+
+
+ROUTES = [
+    CachedRoute(
+        pattern=re.compile(r"/v1/auth/items"),
+        scope=lambda m: "items:list",
+        key=lambda m, q: f"items:list:{q}",
+        ttl=lambda: 300,
+    ),
+    CachedRoute(
+        pattern=re.compile(r"/v1/auth/items/(?P<id>[^/]+)"),
+        scope=lambda m: f"items:detail:{m['id']}",
+        key=lambda m, q: f"items:detail:{m['id']}",
+        ttl=lambda: 900,
+    ),
+]
+SPEC = ServiceSpec(
+    name="auth", title="t", routers=[router], cached_routes=ROUTES, rate_limited=True
+)
+
+
+@asynccontextmanager
+async def instance(tmp_path: Path, ns: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    values: dict[str, Any] = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{ns}:"}
+    values.update(overrides)
+    app = create_service_app(base_settings("auth", "sqlite", tmp_path, **values), SPEC)
+    app.state.loads = 0
+    app.state.ns = ns
+    STORE.setdefault(ns, {})
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 1234))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture
+def ns() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+async def test_miss_then_hit_with_normalised_key(tmp_path: Path, ns: str) -> None:
+    async with instance(tmp_path, ns) as client:
+        first = await client.get("/v1/auth/items?page=1&b=2")
+        second = await client.get("/v1/auth/items?b=2&page=1")
+        assert first.headers["x-cache"] == "MISS" and second.headers["x-cache"] == "HIT"
+        assert (
+            first.headers["x-cache-key"] == second.headers["x-cache-key"] == "items:list:b=2&page=1"
+        )
+        assert first.content == second.content
+        assert client.app.state.loads == 1  # type: ignore[attr-defined]
+        assert second.headers["ratelimit-limit"] == "100"
+
+
+async def test_write_makes_the_next_read_fresh(tmp_path: Path, ns: str) -> None:
+    async with instance(tmp_path, ns) as client:
+        await client.get("/v1/auth/items/a")
+        assert (await client.get("/v1/auth/items/a")).headers["x-cache"] == "HIT"
+        await client.get("/v1/auth/items")
+        await client.put("/v1/auth/items/a", json={"name": "new"})
+        detail = await client.get("/v1/auth/items/a")
+        assert detail.headers["x-cache"] == "MISS" and detail.json()["name"] == "new"
+        listing = await client.get("/v1/auth/items")
+        assert listing.headers["x-cache"] == "MISS"
+        assert listing.json()["results"] == [{"id": "a", "name": "new"}]
+
+
+async def test_concurrent_misses_load_once(tmp_path: Path, ns: str) -> None:
+    async with instance(tmp_path, ns) as client:
+        responses = await asyncio.gather(*(client.get("/v1/auth/items?page=7") for _ in range(50)))
+        assert {r.status_code for r in responses} == {200}
+        assert len({r.content for r in responses}) == 1
+        assert client.app.state.loads == 1  # type: ignore[attr-defined]
+
+
+async def test_two_instances_share_cache_and_limit(tmp_path: Path, ns: str) -> None:
+    async with (
+        instance(tmp_path / "a", ns, rate_limit_requests=10) as one,
+        instance(tmp_path / "b", ns, rate_limit_requests=10) as two,
+    ):
+        await one.get("/v1/auth/items/x")
+        hit = await two.get("/v1/auth/items/x")
+        assert hit.headers["x-cache"] == "HIT"
+        statuses = [
+            (await (one if i % 2 else two).get("/v1/auth/items/x")).status_code for i in range(12)
+        ]
+        # 2 requests already counted; 8 more pass, then both instances refuse.
+        assert statuses.count(200) == 8 and statuses[-1] == 429
+        refused = await one.get("/v1/auth/items/x")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["ratelimit-remaining"] == "0"
+
+
+async def test_forwarded_for_is_trusted_only_from_the_gateway(tmp_path: Path, ns: str) -> None:
+    # The test client's peer (198.51.100.7) is not a trusted proxy: its X-Forwarded-For
+    # must not give it a fresh quota per spoofed address.
+    async with instance(tmp_path, ns, rate_limit_requests=3) as client:
+        statuses = [
+            (
+                await client.get("/v1/auth/items/y", headers={"X-Forwarded-For": f"10.0.0.{i}"})
+            ).status_code
+            for i in range(5)
+        ]
+        assert statuses == [200, 200, 200, 429, 429]
+    async with instance(
+        tmp_path, ns + "t", rate_limit_requests=3, trusted_proxies=["198.51.100.0/24"]
+    ) as client:
+        statuses = [
+            (
+                await client.get("/v1/auth/items/y", headers={"X-Forwarded-For": f"10.0.0.{i}"})
+            ).status_code
+            for i in range(5)
+        ]
+        assert statuses == [200] * 5
+
+
+async def test_redis_outage_degrades_and_recovers(
+    tmp_path: Path, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = private_redis()
+    server.start()
+    try:
+        async with instance(tmp_path, ns, redis_url=server.url, rate_limit_requests=1000) as client:
+            app = client.app  # type: ignore[attr-defined]
+            await client.get("/v1/auth/items/z")
+            assert (await client.get("/v1/auth/items/z")).headers["x-cache"] == "HIT"
+            server.kill()
+            during = [await client.get("/v1/auth/items/z") for _ in range(20)]
+            assert {r.status_code for r in during} == {200}
+            assert all(r.headers["x-cache"] == "MISS" for r in during)
+            outage_logs = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
+            assert len(outage_logs) == 1  # once per outage, not per request
+            metrics = (await client.get("/metrics")).text
+            assert "redis_errors_total" in metrics
+            server.start()  # same port, empty data
+            await asyncio.sleep(3.2)  # past the longest backoff
+            await client.get("/v1/auth/items/z")
+            after = await client.get("/v1/auth/items/z")
+            assert after.headers["x-cache"] == "HIT"
+            assert "ratelimit-remaining" in after.headers
+            assert app.state.resources.redis_guard.failures == 0
+            assert any("redis is back" in r.getMessage() for r in caplog.records)
+    finally:
+        server.kill()
+
+
+async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
+    server = private_redis()
+    server.start()
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def monitor() -> None:
+        connection = sync_redis.Redis(port=server.port)
+        with connection.monitor() as m:
+            for command in m.listen():
+                seen.append(command["command"].split(" ")[0].upper().strip('"'))
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=monitor, daemon=True)
+    thread.start()
+    await asyncio.sleep(0.2)
+    try:
+        async with instance(tmp_path, ns, redis_url=server.url) as client:
+            await client.get("/v1/auth/items/w")
+            for i in range(5):
+                await client.put("/v1/auth/items/w", json={"name": str(i)})
+            stop.set()
+            sync_redis.Redis(port=server.port).ping()  # wake the monitor
+            thread.join(5)
+        assert "INCR" in seen or "MULTI" in seen
+        assert not {"KEYS", "SCAN", "FLUSHDB", "FLUSHALL"} & set(seen), seen
+    finally:
+        server.kill()
+
+
+async def test_without_redis_an_in_process_cache_and_limit_serve(
+    tmp_path: Path, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with instance(tmp_path, ns, redis_url=None, rate_limit_requests=3) as client:
+        assert any("per instance" in r.getMessage() for r in caplog.records)
+        await client.get("/v1/auth/items/q")
+        assert (await client.get("/v1/auth/items/q")).headers["x-cache"] == "HIT"
+        await client.put("/v1/auth/items/q", json={"name": "v2"})
+        assert (await client.get("/v1/auth/items/q")).status_code == 429
