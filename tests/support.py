@@ -173,7 +173,9 @@ class MeshTransport(httpx.AsyncBaseTransport):
         transport = self.apps.get(service)
         if transport is None:
             return httpx.Response(502, json={"detail": f"no service for {request.url.path}"})
-        return await transport.handle_async_request(request)
+        # A task of its own, like a real network hop: the callee's context variables (the
+        # per-request SQLite write intent) must not leak back into the calling request.
+        return await asyncio.create_task(transport.handle_async_request(request))
 
 
 @dataclass
@@ -185,6 +187,8 @@ class Platform:
     client: httpx.AsyncClient
     apps: dict[str, FastAPI] = field(default_factory=dict)
     settings: dict[str, Settings] = field(default_factory=dict)
+    # The in-process network; tests may wrap a service's transport to inject faults.
+    mesh: MeshTransport = field(default_factory=MeshTransport)
 
     def resources(self, service: str) -> Any:
         return self.apps[service].state.resources
@@ -209,7 +213,7 @@ async def running_platform(
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=mesh, base_url="http://gateway")
         )
-        platform = Platform(backend=backend, data_dir=data_dir, client=client)
+        platform = Platform(backend=backend, data_dir=data_dir, client=client, mesh=mesh)
         for service in services:
             await databases.prepare(service, backend, data_dir)
             settings = base_settings(service, backend, data_dir, **overrides.get(service, {}))

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import JSON, MetaData, text
 from sqlalchemy.engine import Connection
 
 from shopfleet.common.database import create_engine
@@ -47,6 +47,15 @@ def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
+    # Autogenerate renders JSONType's PostgreSQL variant as a bare `postgresql.JSONB`
+    # without importing it; name the shared type instead.
+    if kind == "type" and isinstance(obj, JSON) and "postgresql" in obj._variant_mapping:
+        autogen_context.imports.add("import shopfleet.common.database")
+        return "shopfleet.common.database.JSONType"
+    return False
+
+
 def run_env(metadata: MetaData) -> None:
     """The body of every service's migrations/env.py."""
     connection: Connection | None = context.config.attributes.get("connection")
@@ -56,6 +65,7 @@ def run_env(metadata: MetaData) -> None:
     options: dict[str, Any] = {
         "connection": connection,
         "target_metadata": metadata,
+        "render_item": _render_item,
         "render_as_batch": connection.dialect.name == "sqlite",
         "compare_type": True,
     }
