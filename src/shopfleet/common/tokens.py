@@ -9,6 +9,7 @@ import os
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ log = logging.getLogger("shopfleet.tokens")
 ALGORITHM = "EdDSA"
 JWKS_PATH = "/v1/auth/.well-known/jwks.json"
 _JWKS_REFETCH_INTERVAL = 10.0
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 def _b64url(data: bytes) -> str:
@@ -155,6 +157,9 @@ class TokenVerifier:
         self.keys: dict[str, Ed25519PublicKey] = dict(keys or {})
         self.http = http
         self._last_fetch = 0.0
+        # Verified tokens, so a session's repeat requests skip the signature check;
+        # entries are dropped when the token expires.
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         pem: bytes | None = None
         if settings.jwt_public_key:
             pem = settings.jwt_public_key.encode()
@@ -184,6 +189,18 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid token or raise Unauthorized."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > time.time():
+                return known
+            del self._verified[token]
+        claims = await self._verify(token)
+        self._verified[token] = claims
+        if len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
