@@ -6,8 +6,10 @@ import asyncio
 
 import httpx
 from fastapi import APIRouter
+from sqlalchemy import text
 
 from shopfleet.common.app import ServiceSpec, create_service_app
+from shopfleet.common.database import SessionDep
 from tests.support import base_settings
 
 router = APIRouter()
@@ -22,6 +24,11 @@ async def big() -> dict[str, str]:
 async def slow() -> dict[str, str]:
     await asyncio.sleep(5)
     return {}
+
+
+@router.put("/v1/auth/db")
+async def touch_database(db: SessionDep) -> dict[str, int]:
+    return {"one": int((await db.execute(text("SELECT 1"))).scalar_one())}
 
 
 @router.get("/v1/auth/boom")
@@ -100,3 +107,16 @@ async def test_health_reports_a_dead_redis(tmp_path) -> None:  # type: ignore[no
         health = await client.get("/health")
         assert health.status_code == 503
         assert health.json()["checks"] == {"database": "ok", "redis": "error"}
+
+
+async def test_database_unavailable_is_a_503_problem(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A PostgreSQL URL nothing listens on: the request's session cannot connect.
+    from tests.support import free_port
+
+    url = f"postgresql+asyncpg://root@127.0.0.1:{free_port()}/none"
+    app, client = await _client(tmp_path, database_url=url, database_pool_timeout=0.5)
+    async with app.router.lifespan_context(app), client:
+        response = await client.put("/v1/auth/db")
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"

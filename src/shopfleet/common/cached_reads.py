@@ -66,6 +66,10 @@ class CachedReadMiddleware:
         else:
             await self.app(scope, receive, send)
             return
+        if _admin_wants_fresh(scope):
+            # An admin may insist on the database (Cache-Control: no-cache); nothing is stored.
+            await self.app(scope, receive, send)
+            return
         key = route.key(match, normalise_query(scope["query_string"]))
 
         async def load() -> bytes:
@@ -91,6 +95,29 @@ class CachedReadMiddleware:
                 await send(dict(message))  # copies: each waiter's layers add their own headers
             return
         await _send_json(send, result.body, key=key, hit=result.hit)
+
+
+def _admin_wants_fresh(scope: Scope) -> bool:
+    claims = scope.get("state", {}).get("claims")
+    if claims is None or claims.role != "admin":
+        return False
+    return any(
+        name == b"cache-control" and b"no-cache" in value.lower()
+        for name, value in scope["headers"]
+    )
+
+
+async def warm(app: ASGIApp, paths: list[str]) -> int:
+    """Request `paths` from the app itself so their answers are cached; return how many."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("cache-warmer", 0))
+    warmed = 0
+    async with httpx.AsyncClient(transport=transport, base_url="http://warm") as client:
+        for path in paths:
+            if (await client.get(path)).status_code == 200:
+                warmed += 1
+    return warmed
 
 
 async def _send_json(send: Send, body: bytes, *, key: str, hit: bool) -> None:

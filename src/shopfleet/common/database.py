@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shopfleet.common.cache import ResponseCache
 from shopfleet.common.errors import ShopfleetError
 from shopfleet.common.settings import Settings
 
@@ -141,8 +142,16 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
-async def run_after_commit(session: AsyncSession) -> None:
-    """Run and clear the callbacks registered with after_commit."""
+def invalidate_after_commit(session: AsyncSession, *scopes: str) -> None:
+    """Declare cache scopes this transaction changes; they are bumped once it commits."""
+    session.info.setdefault("invalidate", set()).update(scopes)
+
+
+async def run_after_commit(session: AsyncSession, cache: ResponseCache | None = None) -> None:
+    """Invalidate declared cache scopes, then run the callbacks registered with after_commit."""
+    scopes: set[str] = session.info.pop("invalidate", set())
+    if scopes and cache is not None:
+        await cache.invalidate(*sorted(scopes))
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
         await callback()
@@ -150,19 +159,20 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Open the request's one transaction; commit on success, roll back on error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.resources.sessionmaker
+    resources = request.app.state.resources
+    sessionmaker: async_sessionmaker[AsyncSession] = resources.sessionmaker
     _write_intent.set(request.method not in READ_ONLY_METHODS)
     async with sessionmaker() as session:
         try:
             yield session
             await session.commit()
-            await run_after_commit(session)
+            await run_after_commit(session, resources.cache)
         except ShopfleetError as exc:
             # Some refusals must still record what they found (a reused refresh token
             # revokes its session); they say so with `keep_changes`.
             if exc.keep_changes:
                 await session.commit()
-                await run_after_commit(session)
+                await run_after_commit(session, resources.cache)
             else:
                 await session.rollback()
             raise

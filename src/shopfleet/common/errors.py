@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("shopfleet.errors")
 
 
 class ShopfleetError(Exception):
@@ -135,6 +138,15 @@ async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    # Pool exhausted, connection lost, SQLite busy past its timeout: the database, a
+    # dependency, is unavailable for now; say so and when to retry, never a 500.
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return problem_response(
+        503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
+    )
+
+
 async def _handle_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -164,4 +176,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ShopfleetError, _handle_shopfleet_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    # asyncpg raises a bare ConnectionError when it cannot connect at all.
+    for database_error in (
+        sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionError
+    ):
+        app.add_exception_handler(database_error, _handle_database_unavailable)
     # Unexpected exceptions are answered by ServiceMiddleware (500, logged once).

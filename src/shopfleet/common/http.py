@@ -154,7 +154,11 @@ class ServiceClient:
                 )
             try:
                 response = await self.client.request(
-                    method, path, json=json, params=params, headers=headers
+                    method,
+                    self.settings.service_urls.get(target, "") + path,
+                    json=json,
+                    params=params,
+                    headers=headers,
                 )
             except httpx.TransportError as exc:
                 breaker.record(success=False)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
 
     # Service-to-service calls go through the gateway's internal listener.
     internal_url: str = "http://127.0.0.1:8081"
+    # Per target service, a base URL that replaces internal_url (Kubernetes: Service DNS names).
+    service_urls: dict[str, str] = Field(default_factory=dict)
     internal_token: SecretStr | None = None
     http_timeout: float = 3.0
     breaker_failure_ratio: float = 0.5

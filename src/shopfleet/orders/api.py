@@ -1,0 +1,144 @@
+"""Orders endpoints: the public /v1/orders API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from shopfleet.common.database import SessionDep
+from shopfleet.common.errors import PROBLEM_JSON, NotFound
+from shopfleet.common.schemas import Page, PageDep, make_page
+from shopfleet.common.security import AdminUser, CurrentUser
+from shopfleet.orders import lifecycle, service
+from shopfleet.orders.outcomes import Outcome
+from shopfleet.orders.schemas import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate
+from shopfleet.orders.service import OrdersContext
+
+
+def _order_id(order_id: str) -> uuid.UUID:
+    # A malformed id names no order: the same 404 as any order one may not see.
+    try:
+        return uuid.UUID(order_id)
+    except ValueError:
+        raise NotFound("No such order.") from None
+
+
+def _context(request: Request) -> OrdersContext:
+    context: OrdersContext = request.app.state.resources.extras["orders"]
+    return context
+
+
+ContextDep = Annotated[OrdersContext, Depends(_context)]
+OrderIdDep = Annotated[uuid.UUID, Depends(_order_id)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="Repeat a request with the same key to get the same order and answer",
+    ),
+]
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+def _render(outcome: Outcome) -> Response:
+    headers = {}
+    if outcome.status_code == 201:
+        headers["Location"] = f"/v1/orders/{outcome.body['id']}"
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        orjson.dumps(outcome.body),
+        status_code=outcome.status_code,
+        headers=headers,
+        media_type=PROBLEM_JSON if outcome.status_code >= 400 else "application/json",
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderPublic,
+    responses={
+        409: {**_PROBLEM, "description": "Not enough stock (names the lines), or key reused"},
+        422: {**_PROBLEM, "description": "Invalid request or unknown product"},
+        503: {**_PROBLEM, "description": "Products is unavailable; the order stays pending"},
+    },
+)
+async def create_order(
+    body: OrderCreate,
+    user: CurrentUser,
+    ctx: ContextDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Place an order with prices from products; stock is reserved or the order refused."""
+    outcome = await service.create_order(
+        ctx=ctx, user_id=uuid.UUID(user.subject), data=body, idempotency_key=idempotency_key
+    )
+    return _render(outcome)
+
+
+@router.get("", response_model=Page[OrderPublic])
+async def list_orders(
+    user: CurrentUser,
+    db: SessionDep,
+    paging: PageDep,
+    status: OrderStatus | None = None,
+    user_id: Annotated[
+        uuid.UUID | None, Query(alias="userId", description="Admins: one user's orders")
+    ] = None,
+) -> Page[OrderPublic]:
+    """List your orders, newest first (admins: everyone's)."""
+    rows, total = await lifecycle.list_orders(
+        db=db,
+        claims=user,
+        status=status,
+        user_id=user_id,
+        offset=paging.offset,
+        limit=paging.limit,
+    )
+    return make_page([OrderPublic.of(row) for row in rows], params=paging, total=total)
+
+
+@router.get("/{order_id}", response_model=OrderPublic, responses={404: _PROBLEM})
+async def get_order(user: CurrentUser, order_id: OrderIdDep, db: SessionDep) -> OrderPublic:
+    """Return one of your orders (admins: any order)."""
+    return OrderPublic.of(await lifecycle.get_order(db=db, claims=user, order_id=order_id))
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderPublic,
+    responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+)
+async def cancel_order(
+    user: CurrentUser, order_id: OrderIdDep, db: SessionDep, ctx: ContextDep
+) -> OrderPublic:
+    """Cancel a pending or confirmed order and return its stock."""
+    order = await lifecycle.cancel_order(db=db, http=ctx.http, claims=user, order_id=order_id)
+    return OrderPublic.of(order)
+
+
+@router.patch(
+    "/{order_id}/status",
+    response_model=OrderPublic,
+    responses={403: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+)
+async def change_status(
+    _admin: AdminUser,
+    order_id: OrderIdDep,
+    body: OrderStatusUpdate,
+    db: SessionDep,
+    ctx: ContextDep,
+) -> OrderPublic:
+    """Ship, deliver or cancel an order (admin)."""
+    order = await lifecycle.change_status(
+        db=db, http=ctx.http, order_id=order_id, status=body.status
+    )
+    return OrderPublic.of(order)

@@ -1,0 +1,54 @@
+"""The orders service: orders placed by a saga that never oversells."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+from fastapi import FastAPI
+
+from shopfleet.common.app import Resources, ServiceSpec, create_service_app
+from shopfleet.common.settings import Settings
+from shopfleet.orders.api import router
+from shopfleet.orders.metrics import OrdersMetrics
+from shopfleet.orders.service import OrdersContext
+from shopfleet.orders.sweeper import run_sweeper
+
+
+async def _start(app: FastAPI, resources: Resources) -> None:
+    ctx = OrdersContext(
+        settings=resources.settings,
+        sessionmaker=resources.sessionmaker,
+        http=resources.http,
+        metrics=OrdersMetrics.register(resources.metrics.registry),
+    )
+    resources.extras["orders"] = ctx
+    resources.extras["orders_sweeper"] = asyncio.create_task(
+        run_sweeper(ctx), name="orders-sweeper"
+    )
+
+
+async def _stop(app: FastAPI, resources: Resources) -> None:
+    task: asyncio.Task[None] | None = resources.extras.pop("orders_sweeper", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+SPEC = ServiceSpec(
+    name="orders",
+    title="shopfleet orders",
+    routers=[router],
+    startup=[_start],
+    shutdown=[_stop],
+    rate_limited=True,
+)
+
+
+def create_app(
+    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    settings = settings or Settings(service="orders")
+    return create_service_app(settings, SPEC, http_transport=http_transport)

@@ -1,0 +1,157 @@
+"""Orders' queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from shopfleet.common.database import utcnow
+from shopfleet.orders.models import IdempotencyKey, Order
+
+
+async def get_order(
+    session: AsyncSession, order_id: uuid.UUID, *, for_update: bool = False
+) -> Order | None:
+    """Load an order with its lines; `for_update` locks the row (PostgreSQL) until commit."""
+    statement = select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
+    if for_update:
+        statement = statement.with_for_update()
+    result = await session.execute(statement.execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Order], int]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
+    if status is not None:
+        conditions.append(Order.status == status)
+    total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
+    rows = await session.scalars(
+        select(Order)
+        .where(*conditions)
+        .options(selectinload(Order.lines))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return rows.all(), int(total or 0)
+
+
+async def get_idempotency_key(
+    session: AsyncSession, *, user_id: uuid.UUID, key: str
+) -> IdempotencyKey | None:
+    result = await session.execute(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_idempotency_key_of_order(
+    session: AsyncSession, *, order_id: uuid.UUID
+) -> IdempotencyKey | None:
+    result = await session.execute(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.order_id == order_id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def resolve_pending(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    status: str,
+    response_status: int,
+    response_body: dict[str, Any] | None,
+    now: datetime | None = None,
+) -> bool:
+    """Move an order out of `pending` and record the answer its creation gets.
+
+    Conditional on the order still being pending, so of the request, a repeat, the
+    sweeper and a cancel, exactly one decides; False when another one already did.
+    """
+    now = now or utcnow()
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == "pending")
+        .values(status=status, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.order_id == order_id)
+        .values(response_status=response_status, response_body=response_body)
+    )
+    return True
+
+
+async def set_key_response_status(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    new: int | None,
+    expected: int | None,
+) -> bool:
+    """Compare-and-set the in-flight marker of an idempotency record."""
+    current = (
+        IdempotencyKey.response_status.is_(None)
+        if expected is None
+        else IdempotencyKey.response_status == expected
+    )
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key, current)
+        .values(response_status=new)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def lock_stale_pending(
+    session: AsyncSession, *, older_than: datetime, skip: Collection[uuid.UUID]
+) -> Order | None:
+    """Claim the oldest order left pending since `older_than` that no one else holds.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so sweepers on several instances take different
+    orders. SQLite ignores the clause; there the sweeper's transaction began with
+    BEGIN IMMEDIATE, which already serialises it against every other writer.
+    """
+    statement = (
+        select(Order.id)
+        .where(Order.status == "pending", Order.updated_at < older_than)
+        .order_by(Order.updated_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if skip:
+        statement = statement.where(Order.id.not_in(list(skip)))
+    order_id = await session.scalar(statement)
+    if order_id is None:
+        return None
+    return await get_order(session, order_id)
+
+
+async def purge_idempotency_keys(session: AsyncSession, *, older_than: datetime) -> int:
+    result = await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < older_than)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

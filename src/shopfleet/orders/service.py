@@ -1,0 +1,272 @@
+"""The order-creation saga: store `pending`, reserve stock at products, confirm or reject.
+
+The saga owns its transactions instead of using the request's one (SessionDep), because
+its steps must be durable in order around the call to products:
+- the pending order and its idempotency record are committed BEFORE stock is reserved,
+  so a crash after reserving leaves a row the sweeper finds and settles, and a concurrent
+  repeat of the same Idempotency-Key meets the unique record and waits for its answer;
+- no transaction stays open across the HTTP call (on SQLite an open write transaction
+  locks the whole database for every orders instance);
+- the outcome is committed by a conditional UPDATE (`WHERE status = 'pending'`), so of
+  this request, a resumed repeat, the sweeper and a cancel exactly one decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shopfleet.common.database import transaction_intent, utcnow
+from shopfleet.common.errors import Conflict, DependencyUnavailable
+from shopfleet.common.http import ServiceClient
+from shopfleet.common.settings import Settings
+from shopfleet.orders import products, repository
+from shopfleet.orders.metrics import OrdersMetrics
+from shopfleet.orders.models import IdempotencyKey, Order
+from shopfleet.orders.outcomes import (
+    Outcome,
+    confirmed_outcome,
+    insufficient_stock_outcome,
+    outcome_of,
+    rejected_outcome,
+    unknown_product_outcome,
+)
+from shopfleet.orders.pricing import price_order
+from shopfleet.orders.schemas import OrderCreate
+
+log = logging.getLogger("shopfleet.orders")
+# How long a repeat waits for the request that holds its key (below the 30 s request timeout).
+REPLAY_WAIT_SECONDS = 10.0
+# What the key's record holds when the last attempt ended before the order was settled.
+GAVE_UP = 503
+
+
+@dataclass(frozen=True)
+class OrdersContext:
+    """What the orders rules need besides a request."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: ServiceClient
+    metrics: OrdersMetrics
+
+
+class IdempotencyKeyReused(Conflict):
+    problem_type = "urn:shopfleet:problem:idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used with a different request body.")
+
+
+class OrderStillPending(DependencyUnavailable):
+    """The order is stored but its stock is not settled yet; a repeat gets the final answer."""
+
+    def __init__(self, order_id: uuid.UUID, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, retry_after=retry_after, extra={"orderId": str(order_id)})
+
+
+def request_hash(data: OrderCreate) -> str:
+    """Hash the canonical JSON of a validated request, so equal bodies hash equal."""
+    canonical = orjson.dumps(
+        data.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+async def create_order(
+    *, ctx: OrdersContext, user_id: uuid.UUID, data: OrderCreate, idempotency_key: str | None
+) -> Outcome:
+    """Place an order, or answer a repeat of an Idempotency-Key exactly like the first time."""
+    digest = request_hash(data)
+    if idempotency_key is not None:
+        record = await _load_key(ctx, user_id=user_id, key=idempotency_key)
+        if record is not None:
+            return await _replay(ctx, record=record, digest=digest)
+    catalog = await products.lookup_products(
+        http=ctx.http, product_ids=[item.product_id for item in data.items]
+    )
+    order = price_order(user_id=user_id, data=data, catalog=catalog, currency=ctx.settings.currency)
+    try:
+        await _store_pending(ctx, order=order, key=idempotency_key, digest=digest)
+    except IntegrityError:
+        # Only the idempotency record can collide: a concurrent repeat stored it first.
+        record = await _load_key(ctx, user_id=user_id, key=idempotency_key or "")
+        if record is None:
+            raise
+        return await _replay(ctx, record=record, digest=digest)
+    return await _settle(ctx, order=order, key=idempotency_key)
+
+
+async def _store_pending(ctx: OrdersContext, *, order: Order, key: str | None, digest: str) -> None:
+    """Saga step 1: the pending order, its lines and the key's record, in one commit."""
+    with transaction_intent(writes=True):
+        async with ctx.sessionmaker() as db:
+            db.add(order)
+            await db.flush()
+            if key is not None:
+                db.add(
+                    IdempotencyKey(
+                        user_id=order.user_id,
+                        key=key,
+                        request_hash=digest,
+                        order_id=order.id,
+                        created_at=order.created_at,
+                    )
+                )
+            await db.commit()
+
+
+async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outcome:
+    """Saga steps 2 and 3; an outage leaves the order pending for a repeat or the sweeper."""
+    try:
+        return await _reserve_and_decide(ctx, order=order)
+    except (DependencyUnavailable, SQLAlchemyError) as exc:
+        if isinstance(exc, SQLAlchemyError):
+            log.warning("could not record an order's outcome", extra={"order_id": str(order.id)})
+        if key is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                await _mark_key(ctx, user_id=order.user_id, key=key, new=GAVE_UP, expected=None)
+        raise OrderStillPending(
+            order.id,
+            "The order is stored but its stock is not settled yet; repeat the request with"
+            " the same Idempotency-Key, or read the order later, for the final answer.",
+        ) from None
+
+
+async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
+    items = [(line.product_id, line.quantity) for line in order.lines]
+    result = await products.reserve_stock(http=ctx.http, order_id=order.id, items=items)
+    if isinstance(result, products.Reserved):
+        return await _confirm(ctx, order=order)
+    if isinstance(result, products.ReservationReleased):
+        # Cancelled or swept meanwhile: whoever released it settles the order.
+        return await _resolve(ctx, order=order, status="rejected", outcome=rejected_outcome(order))
+    # A refused reservation holds nothing, but an earlier attempt of ours that timed out
+    # could still land; releasing leaves a tombstone that refuses it.
+    await products.release_stock(http=ctx.http, order_id=order.id)
+    if isinstance(result, products.InsufficientStock):
+        outcome = insufficient_stock_outcome(order, result.lines)
+        decided = await _resolve(ctx, order=order, status="rejected", outcome=outcome)
+        if decided is outcome:
+            ctx.metrics.rejected_for_stock.inc()
+        return decided
+    outcome = unknown_product_outcome(order, result.detail)
+    return await _resolve(ctx, order=order, status="rejected", outcome=outcome)
+
+
+async def _confirm(ctx: OrdersContext, *, order: Order) -> Outcome:
+    now = utcnow()
+    outcome = confirmed_outcome(order, confirmed_at=now)
+    decided = await _resolve(ctx, order=order, status="confirmed", outcome=outcome, now=now)
+    if decided is outcome:
+        ctx.metrics.created.inc()
+    return decided
+
+
+async def _resolve(
+    ctx: OrdersContext,
+    *,
+    order: Order,
+    status: str,
+    outcome: Outcome,
+    now: datetime | None = None,
+) -> Outcome:
+    """Commit this outcome unless another actor settled the order first; return the winner."""
+    with transaction_intent(writes=True):
+        async with ctx.sessionmaker() as db:
+            decided = await repository.resolve_pending(
+                db,
+                order_id=order.id,
+                status=status,
+                response_status=outcome.status_code,
+                response_body=outcome.body,
+                now=now,
+            )
+            await db.commit()
+    if decided:
+        return outcome
+    current = await _current_outcome(ctx, order_id=order.id)
+    if current is None:  # cannot happen: it left pending, so it has an outcome
+        raise RuntimeError(f"order {order.id} lost its outcome")
+    return current
+
+
+async def _current_outcome(ctx: OrdersContext, *, order_id: uuid.UUID) -> Outcome | None:
+    """The answer a settled order's creation got (stored with its key, else derived)."""
+    with transaction_intent(writes=False):
+        async with ctx.sessionmaker() as db:
+            order = await repository.get_order(db, order_id)
+            record = await repository.get_idempotency_key_of_order(db, order_id=order_id)
+    if record is not None and record.response_status not in (None, GAVE_UP):
+        return Outcome(record.response_status, record.response_body or {})
+    return None if order is None else outcome_of(order)
+
+
+async def _load_key(ctx: OrdersContext, *, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+    with transaction_intent(writes=False):
+        async with ctx.sessionmaker() as db:
+            return await repository.get_idempotency_key(db, user_id=user_id, key=key)
+
+
+async def _mark_key(
+    ctx: OrdersContext, *, user_id: uuid.UUID, key: str, new: int | None, expected: int | None
+) -> bool:
+    with transaction_intent(writes=True):
+        async with ctx.sessionmaker() as db:
+            changed = await repository.set_key_response_status(
+                db, user_id=user_id, key=key, new=new, expected=expected
+            )
+            await db.commit()
+            return changed
+
+
+async def _replay(ctx: OrdersContext, *, record: IdempotencyKey, digest: str) -> Outcome:
+    """Answer a repeat of a key: the stored answer, once the first request has one."""
+    if record.request_hash != digest:
+        raise IdempotencyKeyReused
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPLAY_WAIT_SECONDS
+    delay = 0.02
+    current: IdempotencyKey | None = record
+    while current is not None:
+        if current.response_status not in (None, GAVE_UP):
+            ctx.metrics.replays.inc()
+            return Outcome(current.response_status, current.response_body or {}, replayed=True)
+        if current.response_status == GAVE_UP and await _mark_key(
+            ctx, user_id=record.user_id, key=record.key, new=None, expected=GAVE_UP
+        ):
+            # The first attempt gave up (products was down); this repeat resumes the saga.
+            return await _resume(ctx, record=record)
+        if loop.time() >= deadline:
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+        current = await _load_key(ctx, user_id=record.user_id, key=record.key)
+    raise OrderStillPending(
+        record.order_id,
+        "An earlier request with this Idempotency-Key is still being processed.",
+        retry_after=2,
+    )
+
+
+async def _resume(ctx: OrdersContext, *, record: IdempotencyKey) -> Outcome:
+    with transaction_intent(writes=False):
+        async with ctx.sessionmaker() as db:
+            order = await repository.get_order(db, record.order_id)
+    if order is None:
+        raise RuntimeError(f"idempotency record without order {record.order_id}")
+    if order.status != "pending":
+        outcome = outcome_of(order)
+    else:
+        outcome = await _settle(ctx, order=order, key=record.key)
+    ctx.metrics.replays.inc()
+    return Outcome(outcome.status_code, outcome.body, replayed=True)
