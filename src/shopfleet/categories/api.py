@@ -1,0 +1,100 @@
+"""Categories endpoints: the public /v1/categories API and the internal lookup for products."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from shopfleet.categories import service
+from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
+from shopfleet.common.database import SessionDep
+from shopfleet.common.errors import Unprocessable
+from shopfleet.common.http import ServiceClient
+from shopfleet.common.schemas import ApiModel, Page, PageDep, make_page
+from shopfleet.common.security import AdminUser, InternalCaller
+
+router = APIRouter(prefix="/v1/categories", tags=["categories"])
+internal = APIRouter(
+    prefix="/internal/categories",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    include_in_schema=False,
+)
+ROOT = "root"
+
+
+def _json(body: ApiModel, status_code: int = 200) -> Response:
+    # Serialised once by pydantic; the bytes are what a cache would keep.
+    return Response(
+        body.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json"
+    )
+
+
+def _http(request: Request) -> ServiceClient:
+    http: ServiceClient = request.app.state.resources.http
+    return http
+
+
+@router.get("", response_model=Page[CategoryPublic])
+async def list_categories(
+    db: SessionDep,
+    paging: PageDep,
+    parent_id: Annotated[
+        str | None,
+        Query(
+            alias="parentId",
+            max_length=64,
+            description=f"Only the children of this category id; `{ROOT}` for top-level ones.",
+        ),
+    ] = None,
+) -> Response:
+    """List categories by name."""
+    parent = None
+    if parent_id is not None and parent_id != ROOT:
+        parent = service.parse_id(parent_id)
+        if parent is None:
+            raise Unprocessable("parentId must be a category id or 'root'.", field="parentId")
+    rows, total = await service.list_categories(
+        db=db, parent=parent, roots_only=parent_id == ROOT, offset=paging.offset, limit=paging.limit
+    )
+    results = [CategoryPublic.model_validate(row) for row in rows]
+    return _json(make_page(results, params=paging, total=total))
+
+
+@router.get("/{id_or_slug}", response_model=CategoryPublic)
+async def get_category(id_or_slug: str, db: SessionDep) -> Response:
+    """Return a category by id or slug."""
+    category = await service.find_category(db=db, id_or_slug=id_or_slug)
+    return _json(CategoryPublic.model_validate(category))
+
+
+@router.post("", status_code=201, response_model=CategoryPublic)
+async def create_category(body: CategoryCreate, db: SessionDep, _admin: AdminUser) -> Response:
+    """Create a category; the slug is derived from the name when absent."""
+    category = await service.create_category(db=db, data=body)
+    return _json(CategoryPublic.model_validate(category), 201)
+
+
+@router.patch("/{category_id}", response_model=CategoryPublic)
+async def update_category(
+    category_id: str, body: CategoryUpdate, db: SessionDep, _admin: AdminUser
+) -> Response:
+    """Change a category's name, slug, description or parent."""
+    category = await service.update_category(db=db, category_id=category_id, changes=body)
+    return _json(CategoryPublic.model_validate(category))
+
+
+@router.delete("/{category_id}", status_code=204)
+async def delete_category(
+    category_id: str, request: Request, db: SessionDep, _admin: AdminUser
+) -> Response:
+    """Delete a category that has no child categories and no products."""
+    await service.delete_category(db=db, http=_http(request), category_id=category_id)
+    return Response(status_code=204)
+
+
+@internal.get("/categories/{id_or_slug}", response_model=CategoryPublic)
+async def lookup_category(id_or_slug: str, db: SessionDep) -> Response:
+    category = await service.find_category(db=db, id_or_slug=id_or_slug)
+    return _json(CategoryPublic.model_validate(category))

@@ -1,0 +1,19 @@
+"""The categories service: the category tree."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from shopfleet.categories.api import internal, router
+from shopfleet.common.app import ServiceSpec, create_service_app
+from shopfleet.common.settings import Settings
+
+SPEC = ServiceSpec(name="categories", title="shopfleet categories", routers=[router, internal])
+
+
+def create_app(
+    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    settings = settings or Settings(service="categories")
+    return create_service_app(settings, SPEC, http_transport=http_transport)

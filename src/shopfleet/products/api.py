@@ -1,0 +1,111 @@
+"""Products' public endpoints: /v1/products."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from shopfleet.common.database import SessionDep
+from shopfleet.common.schemas import ApiModel, Page, make_page
+from shopfleet.common.security import AdminUser
+from shopfleet.products import catalog, service
+from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.listing import ProductListQueryDep, parse_fields
+from shopfleet.products.routing import ExactNumbersRoute
+from shopfleet.products.schemas import (
+    ProductCreate,
+    ProductPublic,
+    ProductSelection,
+    ProductUpdate,
+)
+
+router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNumbersRoute)
+CATEGORY_DIRECTORY = "products.categories"
+
+
+def _categories(request: Request) -> CategoryDirectory:
+    directory: CategoryDirectory = request.app.state.resources.extras[CATEGORY_DIRECTORY]
+    return directory
+
+
+def _currency(request: Request) -> str:
+    currency: str = request.app.state.resources.settings.currency
+    return currency
+
+
+CategoriesDep = Annotated[CategoryDirectory, Depends(_categories)]
+CurrencyDep = Annotated[str, Depends(_currency)]
+FieldsQuery = Annotated[
+    str | None,
+    Query(max_length=500, description="Comma-separated product fields; id is always included."),
+]
+
+
+def _json(body: ApiModel, status_code: int = 200) -> Response:
+    # Serialised once by pydantic; the bytes are what a cache would keep.
+    return Response(
+        body.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json"
+    )
+
+
+@router.get("", response_model=Page[ProductSelection])
+async def list_products(
+    query: ProductListQueryDep, db: SessionDep, categories: CategoriesDep, currency: CurrencyDep
+) -> Response:
+    """List products: filters, sorts, field selection, and `cursor` for keyset pagination."""
+    category_id = None
+    if query.category is not None:
+        category_id = await categories.resolve(query.category)
+        if category_id is None:  # no category has that slug: nothing is in it
+            return _json(make_page([], params=query.paging, total=0))
+    page = await catalog.list_products(
+        db=db, query=query, category_id=category_id, currency=currency
+    )
+    return _json(page)
+
+
+@router.get("/{product_id}", response_model=ProductSelection)
+async def get_product(
+    product_id: str, db: SessionDep, currency: CurrencyDep, fields: FieldsQuery = None
+) -> Response:
+    """Return one product, or just the `fields` asked for."""
+    chosen = parse_fields(fields)
+    return _json(
+        await catalog.product_detail(db=db, product_id=product_id, fields=chosen, currency=currency)
+    )
+
+
+@router.post("", status_code=201, response_model=ProductPublic)
+async def create_product(
+    body: ProductCreate,
+    db: SessionDep,
+    categories: CategoriesDep,
+    currency: CurrencyDep,
+    _admin: AdminUser,
+) -> Response:
+    """Add a product; its category must exist."""
+    product = await service.create_product(db=db, categories=categories, data=body)
+    return _json(catalog.public_product(product, currency=currency), 201)
+
+
+@router.patch("/{product_id}", response_model=ProductPublic)
+async def update_product(
+    product_id: str,
+    body: ProductUpdate,
+    db: SessionDep,
+    categories: CategoriesDep,
+    currency: CurrencyDep,
+    _admin: AdminUser,
+) -> Response:
+    """Change any of a product's fields."""
+    product = await service.update_product(
+        db=db, categories=categories, product_id=product_id, changes=body
+    )
+    return _json(catalog.public_product(product, currency=currency))
+
+
+@router.delete("/{product_id}", status_code=204)
+async def delete_product(product_id: str, db: SessionDep, _admin: AdminUser) -> Response:
+    await service.delete_product(db=db, product_id=product_id)
+    return Response(status_code=204)

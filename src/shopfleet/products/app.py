@@ -1,0 +1,31 @@
+"""The products service: the catalog and stock reservations."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from shopfleet.common.app import Resources, ServiceSpec, create_service_app
+from shopfleet.common.settings import Settings
+from shopfleet.products.api import CATEGORY_DIRECTORY, router
+from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.internal_api import internal
+
+
+async def _start_category_directory(app: FastAPI, resources: Resources) -> None:
+    resources.extras[CATEGORY_DIRECTORY] = CategoryDirectory(resources.http)
+
+
+SPEC = ServiceSpec(
+    name="products",
+    title="shopfleet products",
+    routers=[router, internal],
+    startup=[_start_category_directory],
+)
+
+
+def create_app(
+    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    settings = settings or Settings(service="products")
+    return create_service_app(settings, SPEC, http_transport=http_transport)

@@ -1,0 +1,105 @@
+"""What products knows about categories: asked over HTTP, remembered briefly."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import quote
+
+from shopfleet.common.errors import DependencyUnavailable, Unprocessable
+from shopfleet.common.http import ServiceClient
+
+TARGET = "categories"
+UNEXPECTED = "The categories service gave an unexpected answer."
+_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class UnknownCategory(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__("The category does not exist.", field="categoryId")
+
+
+class CategoryDirectory:
+    """Checks category ids and resolves slugs through categories' internal API.
+
+    Answers are remembered for `ttl` seconds: a write still asks every time (a deleted
+    category must not gain products) and falls back on a recent sighting only while
+    categories is down; a listing's slug filter reuses a recent answer directly.
+    """
+
+    def __init__(
+        self,
+        http: ServiceClient,
+        *,
+        ttl: float = 60.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.http = http
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._ids: dict[uuid.UUID, float] = {}
+        self._slugs: dict[str, tuple[uuid.UUID, float]] = {}
+
+    async def require(self, category_id: uuid.UUID) -> None:
+        """Refuse an unknown category; 503 only when categories is down and it is not known."""
+        try:
+            found = await self._fetch(str(category_id))
+        except DependencyUnavailable:
+            if self._ids.get(category_id, 0.0) > self.clock():
+                return
+            raise
+        if found is None:
+            raise UnknownCategory
+
+    async def resolve(self, id_or_slug: str) -> uuid.UUID | None:
+        """Turn a listing's `category` filter into an id; None when no category has that slug."""
+        try:
+            return uuid.UUID(id_or_slug)
+        except ValueError:
+            pass
+        if not _SLUG.match(id_or_slug):
+            return None
+        cached = self._slugs.get(id_or_slug)
+        if cached is not None and cached[1] > self.clock():
+            return cached[0]
+        return await self._fetch(id_or_slug)
+
+    async def _fetch(self, id_or_slug: str) -> uuid.UUID | None:
+        path = f"/internal/categories/categories/{quote(id_or_slug, safe='')}"
+        response = await self.http.request(TARGET, "GET", path)
+        if response.status_code == 404:
+            self._forget(id_or_slug)
+            return None
+        if response.status_code != 200:
+            raise DependencyUnavailable(UNEXPECTED)
+        try:
+            body = response.json()
+            category_id = uuid.UUID(body["id"])
+            slug = str(body["slug"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DependencyUnavailable(
+                "The categories service gave an unexpected answer."
+            ) from exc
+        self._remember(category_id, slug)
+        return category_id
+
+    def _forget(self, id_or_slug: str) -> None:
+        self._slugs.pop(id_or_slug, None)
+        with contextlib.suppress(ValueError):
+            self._ids.pop(uuid.UUID(id_or_slug), None)
+
+    def _remember(self, category_id: uuid.UUID, slug: str) -> None:
+        now = self.clock()
+        if len(self._ids) >= self.max_entries:
+            self._ids = {key: until for key, until in self._ids.items() if until > now}
+            self._slugs = {key: entry for key, entry in self._slugs.items() if entry[1] > now}
+            if len(self._ids) >= self.max_entries:
+                self._ids.clear()
+                self._slugs.clear()
+        self._ids[category_id] = now + self.ttl
+        self._slugs[slug] = (category_id, now + self.ttl)

@@ -1,0 +1,85 @@
+"""Products' internal endpoints, for orders (lookup, reservations) and categories (usage)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from shopfleet.common.database import SessionDep, transaction_intent
+from shopfleet.common.errors import NotFound
+from shopfleet.common.security import InternalCaller
+from shopfleet.products import repository, reservations
+from shopfleet.products.reservations import ReservationNotFound
+from shopfleet.products.schemas import (
+    CategoryUsage,
+    LookupProduct,
+    LookupRequest,
+    LookupResponse,
+    ReservationPublic,
+    ReservationRequest,
+    cents_to_price,
+)
+from shopfleet.products.service import parse_id
+
+internal = APIRouter(
+    prefix="/internal/products",
+    tags=["internal"],
+    dependencies=[InternalCaller],
+    include_in_schema=False,
+)
+
+
+def _order_id(value: str) -> uuid.UUID:
+    parsed = parse_id(value)
+    if parsed is None:
+        raise ReservationNotFound
+    return parsed
+
+
+@internal.post("/lookup", response_model=LookupResponse)
+async def lookup_products(body: LookupRequest, db: SessionDep) -> LookupResponse:
+    """Return sku, name, price and stock of the known ones among `ids`."""
+    # A read behind a POST: it need not queue for SQLite's write lock.
+    with transaction_intent(writes=False):
+        rows = await repository.lookup_products(db, set(body.ids))
+    products = [
+        LookupProduct(
+            id=row["id"],
+            sku=row["sku"],
+            name=row["name"],
+            price=cents_to_price(row["price_cents"]),
+            stock=row["stock"],
+        )
+        for row in rows
+    ]
+    return LookupResponse(products=products)
+
+
+@internal.post("/reservations", response_model=ReservationPublic)
+async def reserve_stock(body: ReservationRequest, db: SessionDep) -> ReservationPublic:
+    """Reserve all lines of an order or none (409 insufficient-stock).
+
+    A repeat for an order id already reserved returns that reservation unchanged.
+    """
+    return await reservations.reserve(db=db, order_id=body.order_id, items=body.items)
+
+
+@internal.post("/reservations/{order_id}/release", response_model=ReservationPublic)
+async def release_stock(order_id: str, db: SessionDep) -> ReservationPublic:
+    """Return an order's reserved stock (idempotent); an unknown order gets a tombstone."""
+    return await reservations.release(db=db, order_id=_order_id(order_id))
+
+
+@internal.get("/reservations/{order_id}", response_model=ReservationPublic)
+async def get_reservation(order_id: str, db: SessionDep) -> ReservationPublic:
+    return await reservations.get(db=db, order_id=_order_id(order_id))
+
+
+@internal.get("/category-usage/{category_id}", response_model=CategoryUsage)
+async def category_usage(category_id: str, db: SessionDep) -> CategoryUsage:
+    """How many products are in a category (categories asks before deleting one)."""
+    parsed = parse_id(category_id)
+    if parsed is None:
+        raise NotFound("No such category.")
+    return CategoryUsage(count=await repository.count_in_category(db, parsed))

@@ -1,0 +1,176 @@
+"""Products request and response bodies, public and internal."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
+
+from shopfleet.common.schemas import ApiModel, MoneyOut, Name, Timestamp
+
+MAX_PRICE = Decimal("99999999.99")
+_http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _json_number(value: Any) -> Any:
+    # Lax mode would take "19.99" or true; money travels as a JSON number only.
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _http_url_text(value: str) -> str:
+    url = _http_url.validate_python(value)
+    if url.scheme not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+Sku = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_upper=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    ),
+    Field(description="Letters, digits, '.', '_' and '-'; stored in upper case."),
+]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, le=MAX_PRICE, decimal_places=2, description="At most two decimals."),
+]
+Stock = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+ImageUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url_text)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=100)]
+
+
+class ProductCreate(ApiModel):
+    sku: Sku
+    name: Name
+    description: Description | None = None
+    price: Price
+    category_id: uuid.UUID
+    stock: Stock
+    image: ImageUrl | None = None
+
+
+class ProductUpdate(ApiModel):
+    """Any of the create fields; only `description` and `image` may be set to null."""
+
+    sku: Sku | None = None
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    category_id: uuid.UUID | None = None
+    stock: Stock | None = None
+    image: ImageUrl | None = None
+
+
+class ProductPublic(ApiModel):
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str | None
+    price: MoneyOut
+    currency: str
+    category_id: uuid.UUID
+    stock: int
+    in_stock: bool
+    image: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+def _only_id_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["id"]
+
+
+class ProductSelection(ProductPublic):
+    """A product: every field, or with `fields=` only those (and always `id`)."""
+
+    model_config = ConfigDict(json_schema_extra=_only_id_required)
+
+
+PRODUCT_FIELDS: tuple[str, ...] = tuple(
+    info.alias or name for name, info in ProductPublic.model_fields.items()
+)
+
+
+@lru_cache(maxsize=256)
+def product_fields_model(fields: frozenset[str]) -> type[ApiModel]:
+    """Return ProductPublic itself, or a model of just the requested fields (`fields=`)."""
+    if fields >= set(PRODUCT_FIELDS):
+        return ProductPublic
+    chosen: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in ProductPublic.model_fields.items()
+        if (info.alias or name) in fields
+    }
+    model: type[ApiModel] = create_model("ProductFields", __base__=ApiModel, **chosen)
+    return model
+
+
+class LookupRequest(ApiModel):
+    ids: Annotated[list[uuid.UUID], Field(max_length=100)]
+
+
+class LookupProduct(ApiModel):
+    id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+    stock: int
+
+
+class LookupResponse(ApiModel):
+    products: list[LookupProduct]
+
+
+class ReservationItem(ApiModel):
+    product_id: uuid.UUID
+    quantity: Quantity
+
+
+class ReservationRequest(ApiModel):
+    order_id: uuid.UUID
+    items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
+
+
+class ReservedLine(ApiModel):
+    product_id: uuid.UUID
+    quantity: int
+
+
+class ReservationPublic(ApiModel):
+    order_id: uuid.UUID
+    status: Literal["reserved", "released"]
+    items: list[ReservedLine]
+
+
+class CategoryUsage(ApiModel):
+    count: int
+
+
+def price_to_cents(price: Decimal) -> int:
+    """Exact: prices have at most two decimals."""
+    return int(price.scaleb(2))
+
+
+def cents_to_price(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
