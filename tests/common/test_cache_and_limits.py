@@ -54,13 +54,13 @@ ROUTES = [
         pattern=re.compile(r"/v1/auth/items"),
         scope=lambda m: "items:list",
         key=lambda m, q: f"items:list:{q}",
-        ttl=lambda: 300,
+        ttl=lambda settings: settings.cache_list_ttl,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/auth/items/(?P<id>[^/]+)"),
         scope=lambda m: f"items:detail:{m['id']}",
         key=lambda m, q: f"items:detail:{m['id']}",
-        ttl=lambda: 900,
+        ttl=lambda settings: settings.cache_detail_ttl,
     ),
 ]
 SPEC = ServiceSpec(

@@ -59,7 +59,10 @@ async def insert_products(platform: Platform, rows: list[dict[str, Any]]) -> lis
                 "updated_at": created,
             }
         )
-    async with platform.resources("products").sessionmaker() as db:
+    resources = platform.resources("products")
+    async with resources.sessionmaker() as db:
         await db.execute(insert(Product), values)
         await db.commit()
+    if resources.cache is not None:  # written behind the service's back: say so
+        await resources.cache.invalidate("products:list")
     return [value["id"] for value in values]

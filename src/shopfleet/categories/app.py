@@ -6,10 +6,18 @@ import httpx
 from fastapi import FastAPI
 
 from shopfleet.categories.api import internal, router
+from shopfleet.categories.caching import CACHED_ROUTES, warm_category_cache
 from shopfleet.common.app import ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 
-SPEC = ServiceSpec(name="categories", title="shopfleet categories", routers=[router, internal])
+SPEC = ServiceSpec(
+    name="categories",
+    title="shopfleet categories",
+    routers=[router, internal],
+    startup=[warm_category_cache],
+    cached_routes=CACHED_ROUTES,
+    rate_limited=True,
+)
 
 
 def create_app(

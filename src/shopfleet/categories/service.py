@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.categories import repository
+from shopfleet.categories.caching import invalidate_category_caches
 from shopfleet.categories.models import Category
 from shopfleet.categories.schemas import (
     CategoryCreate,
@@ -96,6 +97,7 @@ async def create_category(*, db: AsyncSession, data: CategoryCreate) -> Category
     )
     db.add(category)
     await _flush(db=db, slug=slug)
+    invalidate_category_caches(db)
     return category
 
 
@@ -129,6 +131,7 @@ async def update_category(
     if fields:
         category.updated_at = utcnow()
     await _flush(db=db, slug=category.slug)
+    invalidate_category_caches(db)
     return category
 
 
@@ -149,6 +152,7 @@ async def delete_category(*, db: AsyncSession, http: ServiceClient, category_id:
         await db.flush()
     except IntegrityError as exc:  # a child was added concurrently
         raise CategoryInUse("The category still has child categories.") from exc
+    invalidate_category_caches(db)
 
 
 async def count_products_using(*, http: ServiceClient, category_id: uuid.UUID) -> int:

@@ -160,6 +160,7 @@ def create_service_app(
             CachedReadMiddleware,
             routes=list(spec.cached_routes),
             cache=lambda: _cache_of(app),
+            settings=lambda: settings,
         )
     app.add_middleware(ConditionalGZipMiddleware, minimum_size=settings.gzip_minimum_size)
     if spec.rate_limited:

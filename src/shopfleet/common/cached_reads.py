@@ -23,13 +23,14 @@ class CachedRoute:
     """A GET route whose 200 answers are cached.
 
     `scope(match)` names the generation the entry belongs to (bumped on writes);
-    `key(match, query)` names the entry itself.
+    `key(match, query)` names the entry itself, or None to pass the request through
+    uncached (an id in a form writes would never invalidate, say).
     """
 
     pattern: re.Pattern[str]
     scope: Callable[[re.Match[str]], str]
-    key: Callable[[re.Match[str], str], str]
-    ttl: Callable[[], int]
+    key: Callable[[re.Match[str], str], str | None]
+    ttl: Callable[[Any], int]
 
 
 def normalise_query(query_string: bytes) -> str:
@@ -48,11 +49,17 @@ class _NotCacheable(Exception):
 
 class CachedReadMiddleware:
     def __init__(
-        self, app: ASGIApp, *, routes: list[CachedRoute], cache: Callable[[], ResponseCache | None]
+        self,
+        app: ASGIApp,
+        *,
+        routes: list[CachedRoute],
+        cache: Callable[[], ResponseCache | None],
+        settings: Callable[[], Any],
     ) -> None:
         self.app = app
         self.routes = routes
         self.cache = cache
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache = self.cache()
@@ -71,6 +78,9 @@ class CachedReadMiddleware:
             await self.app(scope, receive, send)
             return
         key = route.key(match, normalise_query(scope["query_string"]))
+        if key is None:
+            await self.app(scope, receive, send)
+            return
 
         async def load() -> bytes:
             messages: list[Message] = []
@@ -88,7 +98,7 @@ class CachedReadMiddleware:
 
         try:
             result = await cache.get_or_load(
-                scope=route.scope(match), key=key, ttl=route.ttl(), load=load
+                scope=route.scope(match), key=key, ttl=route.ttl(self.settings()), load=load
             )
         except _NotCacheable as refused:
             for message in refused.messages:

@@ -178,7 +178,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     # asyncpg raises a bare ConnectionError when it cannot connect at all.
     for database_error in (
-        sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionError
+        sa_exc.TimeoutError,
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        ConnectionError,
     ):
         app.add_exception_handler(database_error, _handle_database_unavailable)
     # Unexpected exceptions are answered by ServiceMiddleware (500, logged once).

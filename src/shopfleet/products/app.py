@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from shopfleet.common.app import Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 from shopfleet.products.api import CATEGORY_DIRECTORY, router
+from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.internal_api import internal
 
@@ -20,7 +21,9 @@ SPEC = ServiceSpec(
     name="products",
     title="shopfleet products",
     routers=[router, internal],
-    startup=[_start_category_directory],
+    startup=[_start_category_directory, warm_product_cache],
+    cached_routes=CACHED_ROUTES,
+    rate_limited=True,
 )
 
 

@@ -25,9 +25,10 @@ class UnknownCategory(Unprocessable):
 class CategoryDirectory:
     """Checks category ids and resolves slugs through categories' internal API.
 
-    Answers are remembered for `ttl` seconds: a write still asks every time (a deleted
-    category must not gain products) and falls back on a recent sighting only while
-    categories is down; a listing's slug filter reuses a recent answer directly.
+    Answers are remembered for `ttl` seconds, but only as a fallback while categories is
+    down: a write must not give products to a deleted category, and a listing must not
+    resolve a slug that was just renamed. (Listings are cached whole, so a resolution
+    costs one call per cache miss, not per request.)
     """
 
     def __init__(
@@ -64,10 +65,13 @@ class CategoryDirectory:
             pass
         if not _SLUG.match(id_or_slug):
             return None
-        cached = self._slugs.get(id_or_slug)
-        if cached is not None and cached[1] > self.clock():
-            return cached[0]
-        return await self._fetch(id_or_slug)
+        try:
+            return await self._fetch(id_or_slug)
+        except DependencyUnavailable:
+            cached = self._slugs.get(id_or_slug)
+            if cached is not None and cached[1] > self.clock():
+                return cached[0]
+            raise
 
     async def _fetch(self, id_or_slug: str) -> uuid.UUID | None:
         path = f"/internal/categories/categories/{quote(id_or_slug, safe='')}"

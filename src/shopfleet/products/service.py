@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
 from shopfleet.products import repository
+from shopfleet.products.caching import invalidate_product_caches
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.models import Product
 from shopfleet.products.schemas import ProductCreate, ProductUpdate, price_to_cents
@@ -79,6 +80,7 @@ async def create_product(
     )
     db.add(product)
     await _flush(db=db, sku=data.sku)
+    invalidate_product_caches(db, product.id)
     return product
 
 
@@ -108,6 +110,7 @@ async def update_product(
     if fields:
         product.updated_at = utcnow()
     await _flush(db=db, sku=product.sku)
+    invalidate_product_caches(db, product.id)
     return product
 
 
@@ -115,6 +118,7 @@ async def delete_product(*, db: AsyncSession, product_id: str) -> None:
     product = await get_product(db=db, product_id=product_id)
     await db.delete(product)
     await db.flush()
+    invalidate_product_caches(db, product.id)
 
 
 async def take_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> list[Shortage]:
@@ -125,6 +129,8 @@ async def take_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -
     """
     now = utcnow()
     ordered = sorted(quantities)
+    # Stock and inStock show in details and lists: never stale after an order.
+    invalidate_product_caches(db, *ordered)
     for index, product_id in enumerate(ordered):
         if not await repository.decrement_stock(db, product_id, quantities[product_id], now=now):
             return await _shortages(db=db, quantities=quantities, candidates=ordered[index:])
@@ -134,6 +140,7 @@ async def take_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -
 async def return_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> None:
     """Put released stock back, in product id order (the same lock order as take_stock)."""
     now = utcnow()
+    invalidate_product_caches(db, *quantities)
     for product_id in sorted(quantities):
         await repository.increment_stock(db, product_id, quantities[product_id], now=now)
 

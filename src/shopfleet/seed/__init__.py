@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shopfleet.auth.models import Account
 from shopfleet.auth.passwords import Passwords
 from shopfleet.categories.models import Category
+from shopfleet.common.cache import ResponseCache
 from shopfleet.common.database import create_engine
+from shopfleet.common.metrics import Metrics
 from shopfleet.common.migrations import migrate
+from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
 from shopfleet.products.models import Product
 from shopfleet.seed.catalog import (
@@ -65,6 +68,7 @@ async def seed_demo_data(
         settings_for("products"), random.Random(seed + 1), products, leaves, report
     )
     await _seed_users(settings_for("auth"), random.Random(seed + 2), users, report)
+    await _invalidate_caches(settings_for("products"), report)
     for part in ("categories", "products", "users"):
         if part in report.skipped:
             echo(f"{part}: skipped, {report.skipped[part]} already there")
@@ -73,6 +77,21 @@ async def seed_demo_data(
     if report.inserted.get("users"):
         echo(f"demo customers sign in with the password {DEMO_PASSWORD!r}")
     return report
+
+
+async def _invalidate_caches(settings: Settings, report: SeedReport) -> None:
+    """Bulk inserts bypass the services: tell running instances' caches (shared in Redis)."""
+    if not (report.inserted.get("categories") or report.inserted.get("products")):
+        return
+    redis = create_redis(settings)
+    if redis is None:
+        return  # in-process caches of running instances expire by TTL
+    metrics = Metrics()
+    cache = ResponseCache(RedisGuard(redis, metrics), metrics, key_prefix=settings.redis_key_prefix)
+    try:
+        await cache.invalidate("products:list", "categories:list", "categories:detail")
+    finally:
+        await redis.aclose()
 
 
 async def _seed_categories(

@@ -1,0 +1,50 @@
+"""What categories caches, and which cache scopes each write changes."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopfleet.common.app import Resources
+from shopfleet.common.cached_reads import CachedRoute, warm
+from shopfleet.common.database import invalidate_after_commit
+
+log = logging.getLogger("shopfleet.categories.cache")
+LIST_SCOPE = "categories:list"
+# Details are looked up by id or slug, so one generation covers them all: categories
+# are few and change rarely.
+DETAIL_SCOPE = "categories:detail"
+# Product lists filter by category slug, and products caches them.
+PRODUCT_LIST_SCOPE = "products:list"
+
+
+def invalidate_category_caches(db: AsyncSession) -> None:
+    """Category lists and details, and product lists, are stale once `db` commits."""
+    invalidate_after_commit(db, LIST_SCOPE, DETAIL_SCOPE, PRODUCT_LIST_SCOPE)
+
+
+CACHED_ROUTES = [
+    CachedRoute(
+        pattern=re.compile(r"/v1/categories"),
+        scope=lambda match: LIST_SCOPE,
+        key=lambda match, query: f"categories:list:{query}",
+        ttl=lambda settings: settings.cache_list_ttl,
+    ),
+    CachedRoute(
+        pattern=re.compile(r"/v1/categories/(?P<ref>[^/]+)"),
+        scope=lambda match: DETAIL_SCOPE,
+        key=lambda match, query: (
+            f"categories:detail:{match['ref']}" + (f"?{query}" if query else "")
+        ),
+        ttl=lambda settings: settings.cache_detail_ttl,
+    ),
+]
+
+
+async def warm_category_cache(app: FastAPI, resources: Resources) -> None:
+    """Cache the first page of categories before reporting ready."""
+    if resources.cache is not None:
+        log.info("cache warmed", extra={"entries": await warm(app, ["/v1/categories"])})

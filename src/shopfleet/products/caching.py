@@ -1,0 +1,74 @@
+"""What products caches, and which cache scopes each write changes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopfleet.common.app import Resources
+from shopfleet.common.cached_reads import CachedRoute, warm
+from shopfleet.common.database import invalidate_after_commit
+from shopfleet.products.models import Product
+
+log = logging.getLogger("shopfleet.products.cache")
+LIST_SCOPE = "products:list"
+
+
+def detail_scope(product_id: uuid.UUID | str) -> str:
+    return f"products:detail:{product_id}"
+
+
+def invalidate_product_caches(db: AsyncSession, *product_ids: uuid.UUID) -> None:
+    """Every list, and the details of these products, are stale once `db` commits."""
+    invalidate_after_commit(db, LIST_SCOPE, *(detail_scope(i) for i in product_ids))
+
+
+def _canonical_id(match: re.Match[str]) -> str | None:
+    # Only the canonical form is cached: writes invalidate by the canonical id.
+    try:
+        return str(uuid.UUID(match["id"]))
+    except ValueError:
+        return None
+
+
+def _detail_key(match: re.Match[str], query: str) -> str | None:
+    product_id = _canonical_id(match)
+    if product_id is None or match["id"] != product_id:
+        return None
+    return f"products:detail:{product_id}" + (f"?{query}" if query else "")
+
+
+CACHED_ROUTES = [
+    CachedRoute(
+        pattern=re.compile(r"/v1/products"),
+        scope=lambda match: LIST_SCOPE,
+        key=lambda match, query: f"products:list:{query}",
+        ttl=lambda settings: settings.cache_list_ttl,
+    ),
+    CachedRoute(
+        pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
+        scope=lambda match: detail_scope(match["id"]),
+        key=_detail_key,
+        ttl=lambda settings: settings.cache_detail_ttl,
+    ),
+]
+
+
+async def warm_product_cache(app: FastAPI, resources: Resources) -> None:
+    """Cache the first list page and the most recent products before reporting ready."""
+    if resources.cache is None:
+        return
+    async with resources.sessionmaker() as db:
+        recent = await db.scalars(
+            select(Product.id)
+            .order_by(Product.created_at.desc(), Product.id.desc())
+            .limit(resources.settings.cache_warm_recent)
+        )
+        paths = ["/v1/products", *(f"/v1/products/{product_id}" for product_id in recent)]
+    warmed = await warm(app, paths)
+    log.info("cache warmed", extra={"entries": warmed})

@@ -1,0 +1,154 @@
+"""Products and categories behind the shared Redis cache: never stale after a write."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from shopfleet.services import app_factory
+from tests.orders.conftest import Shop, open_shop
+from tests.support import REDIS_URL
+
+
+@pytest.fixture
+async def cached_shop(make_platform: Any) -> AsyncIterator[Shop]:
+    # Every service shares one Redis namespace, as instances of one deployment do.
+    redis = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{uuid.uuid4().hex[:8]}:"}
+    overrides = {name: redis for name in ("categories", "products", "orders")}
+    async with open_shop(make_platform, **overrides) as shop:
+        yield shop
+
+
+async def _get(shop: Shop, path: str, **kwargs: Any) -> tuple[dict[str, Any], str]:
+    response = await shop.client.get(path, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers.get("x-cache", "")
+
+
+async def test_miss_then_hit_with_a_normalised_key(cached_shop: Shop) -> None:
+    await cached_shop.product()
+    first = await cached_shop.client.get("/v1/products?page=1&limit=10")
+    second = await cached_shop.client.get("/v1/products?limit=10&page=1")
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.headers["x-cache-key"] == "products:list:limit=10&page=1"
+    assert first.content == second.content
+    assert second.headers["ratelimit-limit"]
+
+
+async def test_every_write_path_makes_the_next_read_fresh(cached_shop: Shop) -> None:
+    shop = cached_shop
+    product_id = await shop.product(price=10, stock=1)
+    detail = f"/v1/products/{product_id}"
+    await _get(shop, detail)
+    assert (await _get(shop, detail))[1] == "HIT"
+    await _get(shop, "/v1/products")
+
+    # Update: price changes in the detail and in the list.
+    await shop.client.patch(detail, json={"price": 12.5}, headers=shop.admin)
+    body, cache = await _get(shop, detail)
+    assert (body["price"], cache) == (12.5, "MISS")
+    listing, cache = await _get(shop, "/v1/products")
+    assert cache == "MISS" and listing["results"][0]["price"] == 12.5
+
+    # An order takes the last unit: stock and inStock are fresh at once.
+    customer = await shop.customer()
+    order = await shop.order(customer, [(product_id, 1)])
+    assert order.status_code == 201, order.text
+    body, _ = await _get(shop, detail)
+    assert (body["stock"], body["inStock"]) == (0, False)
+    listing, _ = await _get(shop, "/v1/products?inStock=true")
+    assert product_id not in [p["id"] for p in listing["results"]]
+
+    # Cancelling gives the unit back, visibly.
+    cancelled = await shop.client.post(f"/v1/orders/{order.json()['id']}/cancel", headers=customer)
+    assert cancelled.status_code == 200, cancelled.text
+    body, _ = await _get(shop, detail)
+    assert (body["stock"], body["inStock"]) == (1, True)
+
+    # A new product shows in the (cached) list at once.
+    await _get(shop, "/v1/products")
+    second = await shop.product()
+    listing, cache = await _get(shop, "/v1/products")
+    assert cache == "MISS" and second in [p["id"] for p in listing["results"]]
+
+    # A category's new slug finds its products at once; the old slug finds none.
+    category = f"/v1/categories/{shop.category_id}"
+    old_slug = (await _get(shop, category))[0]["slug"]
+    by_old, _ = await _get(shop, f"/v1/products?category={old_slug}")
+    assert len(by_old["results"]) == 2
+    await shop.client.patch(category, json={"slug": "renamed-widgets"}, headers=shop.admin)
+    assert (await _get(shop, category))[0]["slug"] == "renamed-widgets"
+    by_new, _ = await _get(shop, "/v1/products?category=renamed-widgets")
+    assert len(by_new["results"]) == 2
+    by_old, _ = await _get(shop, f"/v1/products?category={old_slug}")
+    assert by_old["results"] == []
+
+    # Delete: the detail is gone and the list no longer shows it.
+    await shop.client.delete(detail, headers=shop.admin)
+    assert (await shop.client.get(detail)).status_code == 404
+    listing, _ = await _get(shop, "/v1/products")
+    assert product_id not in [p["id"] for p in listing["results"]]
+
+
+async def test_admin_may_insist_on_fresh_data(cached_shop: Shop) -> None:
+    product_id = await cached_shop.product()
+    path = f"/v1/products/{product_id}"
+    await cached_shop.client.get(path)
+    fresh = await cached_shop.client.get(
+        path, headers={**cached_shop.admin, "Cache-Control": "no-cache"}
+    )
+    assert fresh.status_code == 200 and "x-cache" not in fresh.headers
+    anonymous = await cached_shop.client.get(path, headers={"Cache-Control": "no-cache"})
+    assert anonymous.headers["x-cache"] == "HIT"  # only admins may bypass
+
+
+async def test_non_canonical_ids_are_not_cached(cached_shop: Shop) -> None:
+    product_id = await cached_shop.product()
+    upper = await cached_shop.client.get(f"/v1/products/{product_id.upper()}")
+    assert "x-cache" not in upper.headers
+
+
+async def test_concurrent_cold_reads_query_the_database_once(cached_shop: Shop) -> None:
+    product_id = await cached_shop.product()
+    engine = cached_shop.platform.resources("products").engine
+    selects: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "products" in statement:
+            selects.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        path = f"/v1/products/{product_id}?fields=name,price"
+        responses = await asyncio.gather(*(cached_shop.client.get(path) for _ in range(50)))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert len(selects) == 1, selects
+
+
+async def test_hot_keys_are_warm_before_ready(make_platform: Any) -> None:
+    redis = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{uuid.uuid4().hex[:8]}:"}
+    async with open_shop(make_platform, products=redis) as shop:
+        product_id = await shop.product()  # nobody reads it through this instance
+        # A second instance on the same data warms the first page and the newest products.
+        platform = shop.platform
+        app = app_factory("products")(platform.settings["products"], http_transport=platform.mesh)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://products-2"
+            ) as client,
+        ):
+            detail = await client.get(f"/v1/products/{product_id}")
+            listing = await client.get("/v1/products")
+    assert detail.headers["x-cache"] == "HIT"
+    assert listing.headers["x-cache"] == "HIT"
+    assert product_id in [p["id"] for p in listing.json()["results"]]
