@@ -237,3 +237,12 @@ async def test_without_redis_an_in_process_cache_and_limit_serve(
         assert (await client.get("/v1/auth/items/q")).headers["x-cache"] == "HIT"
         await client.put("/v1/auth/items/q", json={"name": "v2"})
         assert (await client.get("/v1/auth/items/q")).status_code == 429
+
+
+async def test_a_huge_limit_still_limits_nothing_and_counts(tmp_path: Path, ns: str) -> None:
+    async with instance(
+        tmp_path, ns, rate_limit_requests=1_000_000_000, rate_limit_window=60
+    ) as client:
+        responses = [await client.get("/v1/auth/items/h") for _ in range(5)]
+        assert {r.status_code for r in responses} == {200}
+        assert int(responses[-1].headers["ratelimit-remaining"]) > 900_000_000

@@ -22,11 +22,12 @@ from shopfleet.common.errors import ShopfleetError, problem_bytes
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.redis import RedisGuard
 
-# KEYS[1]: the client's key. ARGV: emission interval and period, in microseconds.
-# Returns {allowed, tat_after - now (us), retry_after (us)}; Redis' clock is the one clock.
+# KEYS[1]: the client's key. ARGV: emission interval and period, in nanoseconds.
+# Returns {allowed, tat_after - now (ns), retry_after (ns)}; Redis' clock is the one clock.
 _GCRA_SCRIPT = """
 local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+-- Seconds since 2023-11 keep nanosecond values well inside a double's exact range.
+local now = (tonumber(now_parts[1]) - 1700000000) * 1000000000 + tonumber(now_parts[2]) * 1000
 local interval = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -35,7 +36,7 @@ local new_tat = tat + interval
 if new_tat - period > now then
   return {0, tat - now, new_tat - period - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000000))
 return {1, new_tat - now, 0}
 """
 
@@ -67,7 +68,7 @@ class _LocalGCRA:
         self.max_clients = max_clients
 
     def check(self, key: str, interval: int, period: int) -> tuple[int, int, int]:
-        now = time.time_ns() // 1000
+        now = time.time_ns() - 1_700_000_000_000_000_000
         tat = max(self.tats.get(key, now), now)
         new_tat = tat + interval
         if new_tat - period > now:
@@ -97,8 +98,9 @@ class RateLimiter:
         self.group = group
         self.limit = limit
         self.window = window
-        self.period = window * 1_000_000
-        self.interval = self.period // limit
+        self.period = window * 1_000_000_000
+        # Nanoseconds keep a huge limit (a load-test profile) exact: 1e9 per minute is 60 ns.
+        self.interval = max(1, self.period // limit)
         self.prefix = f"{key_prefix}rl:{group}:"
         self.local = _LocalGCRA() if not guard.configured else None
         self._script = guard.redis.register_script(_GCRA_SCRIPT) if guard.redis else None
@@ -126,8 +128,8 @@ class RateLimiter:
             allowed=bool(allowed),
             limit=self.limit,
             remaining=remaining if allowed else 0,
-            reset=math.ceil(used / 1_000_000),
-            retry_after=max(1, math.ceil(wait / 1_000_000)),
+            reset=math.ceil(used / 1_000_000_000),
+            retry_after=max(1, math.ceil(wait / 1_000_000_000)),
         )
 
 
