@@ -36,7 +36,8 @@ local new_tat = tat + interval
 if new_tat - period > now then
   return {0, tat - now, new_tat - period - now}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000000))
+local ttl_ms = math.ceil((new_tat - now) / 1000000)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
 return {1, new_tat - now, 0}
 """
 
