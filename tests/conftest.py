@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,20 @@ import httpx
 import pytest
 
 from tests.support import Databases, Platform, running_platform
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (visibly, "N deselected") the real-deployment tests unless asked for.
+
+    They install PM2 and Podman and build images: scripts/ci-containers runs them with
+    SHOPFLEET_CONTAINER_TESTS=1 as a CI step of their own.
+    """
+    if os.environ.get("SHOPFLEET_CONTAINER_TESTS") == "1":
+        return
+    live = [item for item in items if item.get_closest_marker("deploy_live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if not item.get_closest_marker("deploy_live")]
 
 
 @pytest.fixture(scope="session")

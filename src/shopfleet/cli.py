@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from shopfleet.common.settings import SERVICES, Settings
+from shopfleet.deploy.commands import add_operate_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run and operate shopfleet.")
 
@@ -25,7 +27,13 @@ def serve(
     service: Annotated[str, typer.Argument(help="auth, users, categories, products or orders")],
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 0,
-    instance: Annotated[int, typer.Option(help="Instance number, shown in X-Instance")] = 1,
+    instance: Annotated[
+        str,
+        typer.Option(
+            help="Instance number, shown in X-Instance; 'auto' names it after the host "
+            "(a container's or pod's name), so replicas started alike differ"
+        ),
+    ] = "1",
 ) -> None:
     """Run one instance of a service (one process)."""
     from shopfleet.common.logging import configure_logging
@@ -33,7 +41,7 @@ def serve(
     from shopfleet.services import app_factory
 
     _check_service(service)
-    settings = Settings(service=service, instance=f"{service}-{instance}")
+    settings = Settings(service=service, instance=_instance_name(service, instance))
     if port == 0:
         port = DEFAULT_PORTS[service]
     configure_logging(service=service, instance=settings.instance_name, level=settings.log_level)
@@ -46,6 +54,13 @@ def serve(
 
 
 DEFAULT_PORTS = {"auth": 3000, "products": 3001, "categories": 3002, "users": 3003, "orders": 3004}
+
+
+def _instance_name(service: str, instance: str) -> str:
+    if instance != "auto":
+        return f"{service}-{instance}"
+    host = socket.gethostname()
+    return host if host.startswith(f"{service}-") else f"{service}-{host}"
 
 
 @app.command()
@@ -110,6 +125,36 @@ def create_admin(
             await engine.dispose()
 
     asyncio.run(_run())
+
+
+@app.command()
+def seed(
+    categories: Annotated[int, typer.Option(min=0, help="Categories to create")] = 20,
+    products: Annotated[int, typer.Option(min=0, help="Products to create")] = 1000,
+    users: Annotated[int, typer.Option(min=0, help="Customer accounts to create")] = 10,
+    seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same data")] = 1,
+) -> None:
+    """Migrate, then fill categories, products and auth with demo data (skips filled parts)."""
+    from shopfleet.seed import seed_demo_data
+
+    try:
+        asyncio.run(
+            seed_demo_data(
+                settings_for=lambda service: Settings(service=service),
+                categories=categories,
+                products=products,
+                users=users,
+                seed=seed_value,
+                echo=typer.echo,
+            )
+        )
+    except ValueError as exc:
+        typer.echo(f"seed: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+# render, up, down, status, logs, scale, reload: shopfleet.deploy.commands.
+add_operate_commands(app)
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -19,6 +21,11 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.fastapi_app = app
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            notify_process_manager()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         resources = getattr(self.fastapi_app.state, "resources", None)
         if resources is not None:
@@ -30,6 +37,22 @@ class DrainingServer(uvicorn.Server):
             # "killed by SIGTERM"; a completed drain is a clean exit (status 0) for
             # supervisor, PM2 and Kubernetes alike.
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
+def notify_process_manager() -> None:
+    """Tell PM2 (`wait_ready`) that the instance is serving: a "ready" on its IPC channel.
+
+    PM2 starts every app with a Node.js IPC channel whose descriptor is in NODE_CHANNEL_FD;
+    its wire format is one JSON document per line. Without it (any other manager) this
+    does nothing.
+    """
+    channel = os.environ.get("NODE_CHANNEL_FD")
+    if channel is None:
+        return
+    try:
+        os.write(int(channel), b'"ready"\n')
+    except (OSError, ValueError) as exc:
+        log.warning("could not notify the process manager", extra={"error": repr(exc)})
 
 
 def run(app: FastAPI, *, host: str, port: int, shutdown_timeout: float) -> None:

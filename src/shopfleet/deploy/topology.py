@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,6 +78,12 @@ class RateLimits(_Strict):
     connections_per_client: int
 
 
+class BenchEndpoints(_Strict):
+    """`/bench/ceiling` (nginx alone) and `/bench/floor` (a bare app): `shopfleet bench`."""
+
+    floor_port: int = Field(default=3099, ge=1, le=65535)
+
+
 class Gateway(_Strict):
     public_port: int = 8080
     https_port: int = 8443
@@ -91,6 +97,7 @@ class Gateway(_Strict):
     tls_certificate: str = ""
     tls_certificate_key: str = ""
     rate_limits: RateLimits
+    bench: BenchEndpoints | None = None  # only in a load-test profile
 
     @property
     def tls(self) -> bool:
@@ -114,6 +121,8 @@ class Autoscaling(_Strict):
 class Process(_Strict):
     memory_ceiling_mb: int = 500
     shutdown_timeout: int = 25
+    # How often the local memory watchdog looks (supervisor TICK events: 5, 60 or 3600 s).
+    memory_check_seconds: Literal[5, 60, 3600] = 60
 
 
 class Project(_Strict):
@@ -127,6 +136,12 @@ class Redis(_Strict):
     resources: Resources
 
 
+class Local(_Strict):
+    """One-machine runs (`shopfleet up`)."""
+
+    redis_port: int = 6390  # the private redis-server, when SHOPFLEET_REDIS_URL is unset
+
+
 class Topology(_Strict):
     profile: str = "default"
     project: Project
@@ -135,6 +150,7 @@ class Topology(_Strict):
     process: Process
     services: dict[str, Service]
     redis: Redis
+    local: Local = Local()
 
     @model_validator(mode="before")
     @classmethod

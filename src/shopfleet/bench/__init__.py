@@ -1,0 +1,1 @@
+"""`shopfleet bench`: load tests through the gateway, with a report."""

@@ -1,0 +1,179 @@
+"""The operating commands of `shopfleet`: render, up, down, status, logs, scale, reload."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TopologyOption = Annotated[
+    Path, typer.Option("--topology", help="The topology file", envvar="SHOPFLEET_TOPOLOGY")
+]
+
+
+def render(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare; exit 1 listing files that differ")
+    ] = False,
+    topology_path: TopologyOption = Path("shopfleet.toml"),
+    root: Annotated[Path, typer.Option(help="Repository root to write under")] = Path("."),
+) -> None:
+    """Render every deployment file of the default profile into the repository."""
+    from shopfleet.deploy import render as registry
+    from shopfleet.deploy.topology import load_topology
+
+    files = registry.render_all(load_topology(topology_path))
+    if check:
+        differing = registry.check(files, root)
+        for path in differing:
+            typer.echo(f"differs: {path}")
+        if differing:
+            typer.echo("run `shopfleet render` and commit the result", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{len(files)} rendered files are up to date")
+        return
+    changed = registry.write(files, root)
+    for path in changed:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{len(files)} files rendered, {len(changed)} changed")
+
+
+VarOption = Annotated[
+    Path,
+    typer.Option("--var", help="The run's data directory", envvar="SHOPFLEET_DATA_DIR"),
+]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+def up(
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="Return once it is up")] = False,
+    profile: Annotated[str, typer.Option(help="Topology profile, e.g. bench")] = "default",
+    topology_path: TopologyOption = Path("shopfleet.toml"),
+    var: VarOption = Path("var"),
+) -> None:
+    """Start the whole platform on this machine: every instance, nginx, Redis."""
+    import signal
+
+    from shopfleet.deploy import local, operate
+    from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+
+    run_dir = RunDir(var.resolve())
+    try:
+        state = local.up(
+            run_dir=run_dir, topology_path=topology_path, profile=profile, echo=typer.echo
+        )
+        rows = operate.status(run_dir)
+    except OperateError as exc:
+        raise _fail(exc) from None
+    gateway = state.topology_now().gateway
+    typer.echo(operate.format_status(rows))
+    typer.echo(f"\nshopfleet is up: http://127.0.0.1:{gateway.public_port}/v1/ (profile {profile})")
+    if gateway.tls:
+        typer.echo(f"                 https://127.0.0.1:{gateway.https_port}/v1/")
+    typer.echo(
+        f"API docs: http://127.0.0.1:{gateway.public_port}/docs/products/ (and each service)"
+    )
+    if detach:
+        return
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    typer.echo("Press Ctrl-C to stop (or run `shopfleet down`).")
+    supervisor = Supervisor(run_dir)
+    try:
+        while supervisor.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("")
+    local.down(run_dir=run_dir, echo=typer.echo)
+
+
+def down(var: VarOption = Path("var")) -> None:
+    """Stop everything gracefully; no process is left behind."""
+    from shopfleet.deploy import local
+    from shopfleet.deploy.runtime import RunDir
+
+    local.down(run_dir=RunDir(var.resolve()), echo=typer.echo)
+
+
+def status(var: VarOption = Path("var")) -> None:
+    """Every process: state, pid, port, uptime, memory, CPU."""
+    from shopfleet.deploy import operate
+    from shopfleet.deploy.runtime import OperateError, RunDir
+
+    try:
+        typer.echo(operate.format_status(operate.status(RunDir(var.resolve()))))
+    except OperateError as exc:
+        raise _fail(exc) from None
+
+
+def logs(
+    target: Annotated[
+        str | None, typer.Argument(help="A service, an instance (products-2), nginx or redis")
+    ] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines")] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines of history per file")] = 20,
+    var: VarOption = Path("var"),
+) -> None:
+    """Show the logs of the local run."""
+    from shopfleet.deploy import operate
+    from shopfleet.deploy.runtime import RunDir
+
+    files = operate.log_files(RunDir(var.resolve()), target)
+    if not files:
+        raise _fail(ValueError(f"no logs for {target or 'anything'} in {var}/log"))
+    for line in operate.read_logs(files, lines):
+        typer.echo(line)
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            for line in operate.follow_logs(files):
+                typer.echo(line)
+
+
+def scale(
+    assignment: Annotated[str, typer.Argument(help="SERVICE=N, e.g. products=5")],
+    var: VarOption = Path("var"),
+) -> None:
+    """Change a service's instance count live, without touching the others."""
+    from shopfleet.deploy import operate
+    from shopfleet.deploy.runtime import OperateError, RunDir
+
+    service, _, count = assignment.partition("=")
+    if not count.isdigit():
+        raise typer.BadParameter("expected SERVICE=N, e.g. products=5")
+    try:
+        operate.scale(
+            run_dir=RunDir(var.resolve()), service=service, count=int(count), echo=typer.echo
+        )
+    except OperateError as exc:
+        raise _fail(exc) from None
+
+
+def reload(
+    service: Annotated[str | None, typer.Argument(help="Only this service")] = None,
+    var: VarOption = Path("var"),
+) -> None:
+    """Rolling restart, one instance at a time; no request is dropped."""
+    from shopfleet.deploy import operate
+    from shopfleet.deploy.runtime import OperateError, RunDir
+
+    try:
+        operate.reload(run_dir=RunDir(var.resolve()), service=service, echo=typer.echo)
+    except OperateError as exc:
+        raise _fail(exc) from None
+
+
+def add_operate_commands(app: typer.Typer) -> None:
+    """Register these commands on the main `shopfleet` app."""
+    for command in (render, up, down, status, logs, scale, reload):
+        app.command()(command)

@@ -1,0 +1,328 @@
+"""The nginx gateway config, rendered from the topology.
+
+Every path in the file is relative to nginx's prefix (`nginx -p var/run/nginx/`), so the
+committed render holds no machine paths and a non-root user can run it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from shopfleet.bench.gateway import bench_locations, bench_upstream
+from shopfleet.deploy.topology import Topology
+
+NGINX = "/usr/sbin/nginx"
+COMMITTED_PATH = "deploy/local/nginx.conf"
+# Relative to the prefix var/run/nginx/: logs land in var/log/ with the instances' logs.
+LOG_DIR = "../../log"
+MICRO_CACHED = ("products", "categories")
+AUTH_LIMITED = ("/v1/auth/login", "/v1/auth/register")
+MODERN_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+
+
+def _problem(status: int, title: str, detail: str) -> str:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return "'" + json.dumps(body, separators=(",", ":")) + "'"
+
+
+def _block(head: str, lines: Iterable[str]) -> list[str]:
+    """`head { ... }` with the inner lines indented one level."""
+    return [f"{head} {{", *(f"    {line}" if line else "" for line in lines), "}"]
+
+
+def instance_name(service: str, index: int) -> str:
+    """The name of an instance everywhere: supervisor program, X-Instance, logs."""
+    return f"{service}-{index}"
+
+
+def _upstreams(topology: Topology, excluded: frozenset[str]) -> list[str]:
+    gateway = topology.gateway
+    out: list[str] = []
+    for service in topology.ordered_services():
+        lines = ["least_conn;"]
+        indexes = range(1, service.instances + 1)
+        kept = [i for i in indexes if instance_name(service.name, i) not in excluded]
+        for index in kept or indexes:
+            port = service.instance_port(index)
+            lines.append(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=30s;")
+        if service.instances == 0:
+            # An upstream needs a server; a scaled-to-zero service answers 502 -> problem+json.
+            lines.append("server 127.0.0.1:9 down;")
+        lines += [
+            f"keepalive {gateway.upstream_keepalive};",
+            # Below uvicorn's timeout_keep_alive (75 s): nginx always closes idle first.
+            f"keepalive_timeout {gateway.upstream_keepalive_timeout}s;",
+            "keepalive_requests 10000;",
+        ]
+        out += [*_block(f"upstream {service.name}", lines), ""]
+    return out
+
+
+def _http_settings(topology: Topology) -> list[str]:
+    gateway = topology.gateway
+    limits = gateway.rate_limits
+    return [
+        "default_type application/json;",
+        "server_tokens off;",
+        "sendfile on;",
+        "tcp_nopush on;",
+        "tcp_nodelay on;",
+        "keepalive_timeout 65s;",
+        "keepalive_requests 10000;",
+        f"client_max_body_size {gateway.client_max_body_size};",
+        # Bodies up to the limit stay in memory; no temp file per POST.
+        f"client_body_buffer_size {gateway.client_max_body_size};",
+        "client_body_temp_path client_body_temp;",
+        "proxy_temp_path proxy_temp;",
+        "fastcgi_temp_path fastcgi_temp;",
+        "uwsgi_temp_path uwsgi_temp;",
+        "scgi_temp_path scgi_temp;",
+        "",
+        'log_format shopfleet escape=json \'{"time":"$time_iso8601","client":'
+        '"$remote_addr","request_id":"$shopfleet_request_id","method":"$request_method",'
+        '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,'
+        '"duration":$request_time,"upstream":"$upstream_addr",'
+        '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time",'
+        '"cache":"$upstream_cache_status"}\';',
+        f"access_log {LOG_DIR}/nginx-access.log shopfleet buffer=64k flush=1s;",
+        "",
+        "# The caller's request id when given, otherwise nginx's own.",
+        *_block(
+            "map $http_x_request_id $shopfleet_request_id",
+            ["default $http_x_request_id;", '"" $request_id;'],
+        ),
+        "",
+        "gzip on;",
+        "gzip_min_length 1024;",
+        "gzip_comp_level 5;",
+        "gzip_proxied any;",
+        "gzip_vary on;",
+        "gzip_types application/json application/problem+json;",
+        "",
+        "# The gateway compresses; instances never spend CPU on gzip behind it.",
+        'proxy_set_header Accept-Encoding "";',
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_set_header Host $host;",
+        "# Overwritten, never appended: a client cannot forge its address.",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Request-ID $shopfleet_request_id;",
+        "proxy_connect_timeout 2s;",
+        f"proxy_send_timeout {gateway.proxy_read_timeout}s;",
+        "# Above the instances' 30 s request timeout, so their own answer reaches the client.",
+        f"proxy_read_timeout {gateway.proxy_read_timeout}s;",
+        "# Retried on another instance only on connect errors and timeouts; nginx never",
+        "# retries POST/PATCH once the request was sent.",
+        "proxy_next_upstream error timeout;",
+        "proxy_next_upstream_tries 3;",
+        "proxy_next_upstream_timeout 10s;",
+        "proxy_buffer_size 16k;",
+        "proxy_buffers 32 16k;",
+        "proxy_busy_buffers_size 64k;",
+        "",
+        f"limit_req_zone $binary_remote_addr zone=general:10m rate={limits.general.rate}r/s;",
+        f"limit_req_zone $binary_remote_addr zone=auth:10m rate={limits.auth.rate}r/s;",
+        f"limit_req_zone $binary_remote_addr zone=api:10m rate={limits.api.rate}r/s;",
+        "limit_conn_zone $binary_remote_addr zone=per_client:10m;",
+        "limit_req_status 429;",
+        "limit_conn_status 429;",
+        "limit_req_log_level warn;",
+        "limit_conn_log_level warn;",
+        "",
+        "proxy_cache_path micro_cache levels=1:2 keys_zone=micro:10m max_size=256m",
+        "                 inactive=60s use_temp_path=off;",
+    ]
+
+
+def _micro_cache(seconds: int) -> list[str]:
+    return [
+        "proxy_cache micro;",
+        'proxy_cache_key "$request_method$host$request_uri";',
+        f"proxy_cache_valid 200 {seconds}s;",
+        "# Signed-in requests never read from or write to the shared cache.",
+        "proxy_cache_bypass $http_authorization;",
+        "proxy_no_cache $http_authorization;",
+        "# The window is the gateway's: upstream cache headers must not stretch it.",
+        "proxy_ignore_headers Cache-Control Expires X-Accel-Expires;",
+        "proxy_cache_lock on;",
+        "proxy_cache_lock_timeout 5s;",
+        "proxy_cache_use_stale updating error timeout http_502 http_503 http_504;",
+        "add_header X-Cache-Status $upstream_cache_status always;",
+    ]
+
+
+def _public_locations(topology: Topology, extra_headers: Mapping[str, str]) -> list[str]:
+    """Locations of the public listeners (HTTP and HTTPS)."""
+    gateway = topology.gateway
+    limits = gateway.rate_limits
+    headers = [f"add_header {name} {value} always;" for name, value in extra_headers.items()]
+    api_limit = f"limit_req zone=api burst={limits.api.burst} nodelay;"
+    out: list[str] = []
+    for path in AUTH_LIMITED:
+        lines = [f"limit_req zone=auth burst={limits.auth.burst} nodelay;", api_limit]
+        out += _block(f"location = {path}", [*lines, *headers, "proxy_pass http://auth;"])
+    for service in topology.ordered_services():
+        lines = [api_limit, *headers]
+        if service.name in MICRO_CACHED:
+            lines += _micro_cache(gateway.micro_cache_seconds)
+        out += _block(
+            f"location /v1/{service.name}", [*lines, f"proxy_pass http://{service.name};"]
+        )
+    for service in topology.ordered_services():
+        name = service.name
+        out += _block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
+        out += _block(f"location = /docs/{name}/", [*headers, f"proxy_pass http://{name}/docs;"])
+        out += _block(
+            f"location = /docs/{name}/openapi.json",
+            [*headers, f"proxy_pass http://{name}/openapi.json;"],
+        )
+    not_found = [
+        "default_type application/problem+json;",
+        *headers,
+        f"return 404 {_problem(404, 'Not Found', 'no such route')};",
+    ]
+    # Operational routes exist only on the internal listener.
+    for path in ("/internal/", "/metrics", "/health", "/nginx/"):
+        out += _block(f"location ^~ {path}", not_found)
+    out += _block("location /", not_found)
+    return out
+
+
+def _error_pages(extra_headers: Mapping[str, str]) -> list[str]:
+    headers = [f"add_header {name} {value} always;" for name, value in extra_headers.items()]
+    headers.append("add_header X-Request-ID $shopfleet_request_id always;")
+    pages = (
+        (413, "@too_large", "Content Too Large", "the request body exceeds the limit"),
+        (429, "@too_many_requests", "Too Many Requests", "rate limit exceeded at the gateway"),
+        (502, "@bad_gateway", "Bad Gateway", "no instance of the service answered"),
+        (504, "@gateway_timeout", "Gateway Timeout", "the service did not answer in time"),
+    )
+    out = [f"error_page {status} = {name};" for status, name, _, _ in pages]
+    for status, name, title, detail in pages:
+        lines = ["default_type application/problem+json;", *headers]
+        if status in (429, 502, 504):
+            lines.append("add_header Retry-After 1 always;")
+        lines.append(f"return {status} {_problem(status, title, detail)};")
+        out += _block(f"location {name}", lines)
+    return out
+
+
+def _connection_limit(topology: Topology) -> int:
+    # nginx caps limit_conn below 65536; a higher topology value means "unlimited".
+    return min(topology.gateway.rate_limits.connections_per_client, 65535)
+
+
+def _public_server(topology: Topology) -> list[str]:
+    gateway = topology.gateway
+    limits = gateway.rate_limits
+    common = [
+        f"limit_req zone=general burst={limits.general.burst} nodelay;",
+        f"limit_conn per_client {_connection_limit(topology)};",
+        "",
+        *_error_pages({}),
+        *bench_locations(topology.gateway),
+        *_public_locations(topology, {}),
+    ]
+    out = _block("server", [f"listen {gateway.public_port} backlog=4096;", *common])
+    if gateway.tls:
+        hsts = {"Strict-Transport-Security": '"max-age=31536000"'}
+        tls = [
+            f"listen {gateway.https_port} ssl http2 backlog=4096;",
+            f"ssl_certificate {gateway.tls_certificate};",
+            f"ssl_certificate_key {gateway.tls_certificate_key};",
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            f"ssl_ciphers {MODERN_CIPHERS};",
+            "ssl_prefer_server_ciphers off;",
+            "ssl_session_cache shared:TLS:10m;",
+            "ssl_session_timeout 1d;",
+            "ssl_session_tickets off;",
+            f"limit_req zone=general burst={limits.general.burst} nodelay;",
+            f"limit_conn per_client {_connection_limit(topology)};",
+            "",
+            *_error_pages(hsts),
+            *_public_locations(topology, hsts),
+        ]
+        out += ["", *_block("server", tls)]
+    return out
+
+
+def _internal_server(topology: Topology) -> list[str]:
+    gateway = topology.gateway
+    lines = [
+        f"listen {gateway.internal_host}:{gateway.internal_port} backlog=4096;",
+        "# Service-to-service calls: no rate limits, no micro-cache.",
+        *_error_pages({}),
+    ]
+    for service in topology.ordered_services():
+        for prefix in ("/internal", "/v1"):
+            lines += _block(
+                f"location {prefix}/{service.name}", [f"proxy_pass http://{service.name};"]
+            )
+    lines += _block("location = /nginx/health", ['return 200 \'{"status":"ok"}\';'])
+    lines += _block("location = /nginx/status", ["stub_status;"])
+    lines += _block(
+        "location /",
+        [
+            "default_type application/problem+json;",
+            f"return 404 {_problem(404, 'Not Found', 'no such route')};",
+        ],
+    )
+    return _block("server", lines)
+
+
+def render_nginx(
+    topology: Topology,
+    *,
+    worker_user: str | None = None,
+    excluded: frozenset[str] = frozenset(),
+) -> str:
+    """The whole nginx.conf for a topology (its current instance counts).
+
+    `worker_user`: when the master runs as root, keep the workers under this user (they
+    must write the micro-cache under var/, which may sit in a private directory).
+    `excluded`: instances taken out of the gateway (being stopped or restarted); a service
+    never loses its last instance this way.
+    """
+    user = [f"user {worker_user};"] if worker_user else []
+    header = [
+        f"# Rendered by `shopfleet render` from shopfleet.toml (profile {topology.profile}).",
+        "# Do not edit: change the topology and render again.",
+        '# Run from the repository root: nginx -p var/run/nginx/ -c "$PWD/deploy/local/nginx.conf"',
+        "# (`shopfleet up` renders its own copy into var/run/nginx/ with the live scale).",
+        "daemon off;",
+        *user,
+        "worker_processes auto;",
+        # Two descriptors per proxied request; above the usual soft limit of 1024.
+        "worker_rlimit_nofile 8192;",
+        "pid nginx.pid;",
+        f"error_log {LOG_DIR}/nginx-error.log warn;",
+        "",
+        *_block("events", ["worker_connections 4096;", "multi_accept on;"]),
+        "",
+    ]
+    http = [
+        *_http_settings(topology),
+        "",
+        *_upstreams(topology, excluded),
+        *bench_upstream(topology.gateway),
+        *_public_server(topology),
+        "",
+        *_internal_server(topology),
+    ]
+    return "\n".join([*header, *_block("http", http)]) + "\n"
+
+
+def render_committed(topology: Topology) -> dict[str, str]:
+    return {COMMITTED_PATH: render_nginx(topology)}
