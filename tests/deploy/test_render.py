@@ -100,18 +100,25 @@ def test_supervisor_runs_every_instance_with_a_drain_longer_stop_wait() -> None:
     assert parser["unix_http_server"]["file"] == "%(here)s/../../var/run/supervisor.sock"
 
 
-def test_supervisor_reads_the_committed_config_relative_to_its_folder() -> None:
+def test_supervisor_reads_the_committed_config_relative_to_its_folder(tmp_path: Path) -> None:
     from supervisor.options import ServerOptions
 
+    # A checkout elsewhere, as a fresh clone has it: only the config, and var/ made by
+    # whoever starts it (supervisord refuses a log path whose folder is missing).
+    config = tmp_path / "deploy/local/supervisord.conf"
+    config.parent.mkdir(parents=True)
+    config.write_text((REPO_ROOT / "deploy/local/supervisord.conf").read_text())
+    for folder in ("var/log", "var/run"):
+        (tmp_path / folder).mkdir(parents=True)
     options = ServerOptions()
-    options.realize(args=["-c", str(REPO_ROOT / "deploy/local/supervisord.conf")])
+    options.realize(args=["-c", str(config)])
     programs = {
         process.name: process
         for group in options.process_group_configs
         for process in group.process_configs
     }
-    root = REPO_ROOT / "deploy/local/../.."
+    root = tmp_path / "deploy/local/../.."
     assert programs["auth-1"].directory == str(root)
     assert programs["auth-1"].environment["SHOPFLEET_DATA_DIR"] == f"{root}/var"
     assert programs["nginx"].command.startswith("/usr/sbin/nginx -p ")
-    assert options.server_configs[0]["file"] == str(REPO_ROOT / "var/run/supervisor.sock")
+    assert options.server_configs[0]["file"] == str(tmp_path / "var/run/supervisor.sock")
