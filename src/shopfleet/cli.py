@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from shopfleet.bench.command import bench
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.deploy.commands import add_operate_commands
 
@@ -155,6 +156,7 @@ def seed(
 
 # render, up, down, status, logs, scale, reload: shopfleet.deploy.commands.
 add_operate_commands(app)
+app.command()(bench)  # body: shopfleet.bench.command
 
 
 def main() -> None:

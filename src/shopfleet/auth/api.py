@@ -24,7 +24,7 @@ from shopfleet.common.schemas import Page, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 
 
-def _context(request: Request) -> AuthContext:
+async def _context(request: Request) -> AuthContext:
     context: AuthContext = request.app.state.resources.extras["auth"]
     return context
 

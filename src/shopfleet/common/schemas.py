@@ -56,7 +56,7 @@ class PageParams(ApiModel):
         return (self.page - 1) * self.limit
 
 
-def _page_params(
+async def _page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> PageParams:

@@ -18,7 +18,7 @@ from shopfleet.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Orde
 from shopfleet.orders.service import OrdersContext
 
 
-def _order_id(order_id: str) -> uuid.UUID:
+async def _order_id(order_id: str) -> uuid.UUID:
     # A malformed id names no order: the same 404 as any order one may not see.
     try:
         return uuid.UUID(order_id)
@@ -26,7 +26,7 @@ def _order_id(order_id: str) -> uuid.UUID:
         raise NotFound("No such order.") from None
 
 
-def _context(request: Request) -> OrdersContext:
+async def _context(request: Request) -> OrdersContext:
     context: OrdersContext = request.app.state.resources.extras["orders"]
     return context
 

@@ -24,12 +24,12 @@ router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNu
 CATEGORY_DIRECTORY = "products.categories"
 
 
-def _categories(request: Request) -> CategoryDirectory:
+async def _categories(request: Request) -> CategoryDirectory:
     directory: CategoryDirectory = request.app.state.resources.extras[CATEGORY_DIRECTORY]
     return directory
 
 
-def _currency(request: Request) -> str:
+async def _currency(request: Request) -> str:
     currency: str = request.app.state.resources.settings.currency
     return currency
 

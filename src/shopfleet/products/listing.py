@@ -160,7 +160,7 @@ def _price_query(alias: str, description: str) -> Any:
     return Query(alias=alias, ge=0, le=float(MAX_PRICE), decimal_places=2, description=description)
 
 
-def _list_query(
+async def _list_query(
     paging: PageDep,
     category: Annotated[
         str | None, Query(min_length=1, max_length=200, description="A category id or slug.")

@@ -16,12 +16,12 @@ from shopfleet.users.accounts import UserNotFound
 from shopfleet.users.schemas import AdminProfileUpdate, ProfilePublic, ProfileUpdate, Role
 
 
-def _http(request: Request) -> ServiceClient:
+async def _http(request: Request) -> ServiceClient:
     client: ServiceClient = request.app.state.resources.http
     return client
 
 
-def _user_id(
+async def _user_id(
     user_id: Annotated[
         str,
         Path(
