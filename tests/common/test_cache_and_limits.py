@@ -52,12 +52,14 @@ async def put_item(
 ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/auth/items"),
+        template="/v1/auth/items",
         scope=lambda m: "items:list",
         key=lambda m, q: f"items:list:{q}",
         ttl=lambda settings: settings.cache_list_ttl,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/auth/items/(?P<id>[^/]+)"),
+        template="/v1/auth/items/{item_id}",
         scope=lambda m: f"items:detail:{m['id']}",
         key=lambda m, q: f"items:detail:{m['id']}",
         ttl=lambda settings: settings.cache_detail_ttl,
@@ -101,6 +103,11 @@ async def test_miss_then_hit_with_normalised_key(tmp_path: Path, ns: str) -> Non
         assert first.content == second.content
         assert client.app.state.loads == 1  # type: ignore[attr-defined]
         assert second.headers["ratelimit-limit"] == "100"
+        metrics = (await client.get("/metrics")).text
+        # The hit, answered before routing, is counted under its route all the same.
+        assert (
+            'http_requests_total{method="GET",route="/v1/auth/items",status="200"} 2.0' in metrics
+        )
 
 
 async def test_write_makes_the_next_read_fresh(tmp_path: Path, ns: str) -> None:

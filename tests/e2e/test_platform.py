@@ -206,9 +206,15 @@ async def test_the_micro_cache_serves_anonymous_reads_and_sees_updates_within_it
 ) -> None:
     path = f"/v1/products/{shop.product['id']}"
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
-        await client.get(path)
-        cached = await client.get(path)
+        filled = await client.get(path, headers={"X-Request-ID": "e2e-filler"})
+        assert filled.headers["x-request-id"] == "e2e-filler"
+        cached = await client.get(path, headers={"X-Request-ID": "e2e-reader"})
         assert cached.headers["x-cache-status"] == "HIT"
+        # A cached answer carries this request's id, never the filler's stale counters.
+        assert cached.headers["x-request-id"] == "e2e-reader"
+        assert "ratelimit-remaining" not in cached.headers
+        insane = await client.get(path, headers={"X-Request-ID": "x" * 200})
+        assert insane.headers["x-request-id"] != "x" * 200
         signed_in = await client.get(path, headers=shop.customer)
         assert signed_in.headers["x-cache-status"] == "BYPASS"
         categories = [await client.get("/v1/categories") for _ in range(2)]

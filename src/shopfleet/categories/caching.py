@@ -29,12 +29,14 @@ def invalidate_category_caches(db: AsyncSession) -> None:
 CACHED_ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/categories"),
+        template="/v1/categories",
         scope=lambda match: LIST_SCOPE,
         key=lambda match, query: f"categories:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/categories/(?P<ref>[^/]+)"),
+        template="/v1/categories/{id_or_slug}",
         scope=lambda match: DETAIL_SCOPE,
         key=lambda match, query: (
             f"categories:detail:{match['ref']}" + (f"?{query}" if query else "")

@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.cache import ResponseCache
 
+ROUTE_TEMPLATE_KEY = "shopfleet.route_template"
+
 
 @dataclass(frozen=True)
 class CachedRoute:
@@ -28,6 +30,7 @@ class CachedRoute:
     """
 
     pattern: re.Pattern[str]
+    template: str  # the route's template, the `route` label of its metrics
     scope: Callable[[re.Match[str]], str]
     key: Callable[[re.Match[str], str], str | None]
     ttl: Callable[[Any], int]
@@ -77,6 +80,8 @@ class CachedReadMiddleware:
             # An admin may insist on the database (Cache-Control: no-cache); nothing is stored.
             await self.app(scope, receive, send)
             return
+        # A hit never reaches routing: name the route for the metrics here.
+        scope[ROUTE_TEMPLATE_KEY] = route.template
         key = route.key(match, normalise_query(scope["query_string"]))
         if key is None:
             await self.app(scope, receive, send)

@@ -62,6 +62,8 @@ class ServiceMiddleware:
     @staticmethod
     def _route_template(scope: Scope) -> str:
         route = scope.get("route")
+        if route is None and "shopfleet.route_template" in scope:
+            return str(scope["shopfleet.route_template"])  # answered from the cache
         return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from shopfleet.deploy.nginx import micro_cache, request_id_map
 from shopfleet.deploy.topology import Service, Topology
 
 COMMITTED_PATH = "deploy/compose/nginx.conf"
@@ -59,10 +60,7 @@ def _http_settings(topology: Topology) -> list[str]:
         '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time",'
         '"cache":"$upstream_cache_status"}\';',
         "access_log /dev/stdout shopfleet;",
-        *_block(
-            "map $http_x_request_id $shopfleet_request_id",
-            ["default $http_x_request_id;", '"" $request_id;'],
-        ),
+        *request_id_map(),
         "",
         "gzip on;",
         "gzip_min_length 1024;",
@@ -95,21 +93,6 @@ def _http_settings(topology: Topology) -> list[str]:
         "",
         f"proxy_cache_path {TMP}/micro_cache levels=1:2 keys_zone=micro:10m max_size=256m",
         "                 inactive=60s use_temp_path=off;",
-    ]
-
-
-def _micro_cache(seconds: int) -> list[str]:
-    return [
-        "proxy_cache micro;",
-        'proxy_cache_key "$request_method$host$request_uri";',
-        f"proxy_cache_valid 200 {seconds}s;",
-        "proxy_cache_bypass $http_authorization;",
-        "proxy_no_cache $http_authorization;",
-        "proxy_ignore_headers Cache-Control Expires X-Accel-Expires;",
-        "proxy_cache_lock on;",
-        "proxy_cache_lock_timeout 5s;",
-        "proxy_cache_use_stale updating error timeout http_502 http_503 http_504;",
-        "add_header X-Cache-Status $upstream_cache_status always;",
     ]
 
 
@@ -151,7 +134,7 @@ def _public_server(topology: Topology) -> list[str]:
     for service in topology.ordered_services():
         body = [api_limit]
         if service.name in MICRO_CACHED:
-            body += _micro_cache(gateway.micro_cache_seconds)
+            body += micro_cache(gateway.micro_cache_seconds)
         lines += _block(f"location /v1/{service.name}", [*body, *_to(service)])
     for service in topology.ordered_services():
         name = service.name

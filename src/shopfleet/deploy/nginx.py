@@ -96,11 +96,9 @@ def _http_settings(topology: Topology) -> list[str]:
         '"cache":"$upstream_cache_status"}\';',
         f"access_log {LOG_DIR}/nginx-access.log shopfleet buffer=64k flush=1s;",
         "",
-        "# The caller's request id when given, otherwise nginx's own.",
-        *_block(
-            "map $http_x_request_id $shopfleet_request_id",
-            ["default $http_x_request_id;", '"" $request_id;'],
-        ),
+        "# The caller's request id when it is a sane token (as the services judge it),",
+        "# otherwise nginx's own.",
+        *request_id_map(),
         "",
         "gzip on;",
         "gzip_min_length 1024;",
@@ -146,7 +144,19 @@ def _http_settings(topology: Topology) -> list[str]:
     ]
 
 
-def _micro_cache(seconds: int) -> list[str]:
+def request_id_map() -> list[str]:
+    """`$shopfleet_request_id`: the caller's id when the services would accept it."""
+    return _block(
+        "map $http_x_request_id $shopfleet_request_id",
+        ["default $request_id;", '"~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;'],
+    )
+
+
+_PER_REQUEST_HEADERS = ("X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+
+def micro_cache(seconds: int) -> list[str]:
+    """The micro-cache directives of a location (local, PM2 and Compose gateways)."""
     return [
         "proxy_cache micro;",
         'proxy_cache_key "$request_method$host$request_uri";',
@@ -160,6 +170,15 @@ def _micro_cache(seconds: int) -> list[str]:
         "proxy_cache_lock_timeout 5s;",
         "proxy_cache_use_stale updating error timeout http_502 http_503 http_504;",
         "add_header X-Cache-Status $upstream_cache_status always;",
+        "# A cached answer must not replay the request id and rate-limit counters of the",
+        "# request that filled it: hide them and add this request's own. The $upstream_*",
+        "# values are empty on a HIT, and add_header skips an empty value.",
+        *(f"proxy_hide_header {name};" for name in _PER_REQUEST_HEADERS),
+        "add_header X-Request-ID $shopfleet_request_id always;",
+        *(
+            f"add_header {name} $upstream_http_{name.lower().replace('-', '_')} always;"
+            for name in _PER_REQUEST_HEADERS[1:]
+        ),
     ]
 
 
@@ -176,7 +195,7 @@ def _public_locations(topology: Topology, extra_headers: Mapping[str, str]) -> l
     for service in topology.ordered_services():
         lines = [api_limit, *headers]
         if service.name in MICRO_CACHED:
-            lines += _micro_cache(gateway.micro_cache_seconds)
+            lines += micro_cache(gateway.micro_cache_seconds)
         out += _block(
             f"location /v1/{service.name}", [*lines, f"proxy_pass http://{service.name};"]
         )

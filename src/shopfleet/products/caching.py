@@ -46,12 +46,14 @@ def _detail_key(match: re.Match[str], query: str) -> str | None:
 CACHED_ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/products"),
+        template="/v1/products",
         scope=lambda match: LIST_SCOPE,
         key=lambda match, query: f"products:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
+        template="/v1/products/{product_id}",
         scope=lambda match: detail_scope(match["id"]),
         key=_detail_key,
         ttl=lambda settings: settings.cache_detail_ttl,
