@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from shopfleet.deploy.nginx import micro_cache, request_id_map
+from shopfleet.deploy.nginx import micro_cache, request_header_maps
 from shopfleet.deploy.topology import Service, Topology
 
 COMMITTED_PATH = "deploy/compose/nginx.conf"
@@ -60,7 +60,7 @@ def _http_settings(topology: Topology) -> list[str]:
         '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time",'
         '"cache":"$upstream_cache_status"}\';',
         "access_log /dev/stdout shopfleet;",
-        *request_id_map(),
+        *request_header_maps(),
         "",
         "gzip on;",
         "gzip_min_length 1024;",

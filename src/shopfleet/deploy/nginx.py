@@ -98,7 +98,7 @@ def _http_settings(topology: Topology) -> list[str]:
         "",
         "# The caller's request id when it is a sane token (as the services judge it),",
         "# otherwise nginx's own.",
-        *request_id_map(),
+        *request_header_maps(),
         "",
         "gzip on;",
         "gzip_min_length 1024;",
@@ -144,12 +144,21 @@ def _http_settings(topology: Topology) -> list[str]:
     ]
 
 
-def request_id_map() -> list[str]:
-    """`$shopfleet_request_id`: the caller's id when the services would accept it."""
-    return _block(
+def request_header_maps() -> list[str]:
+    """http-level maps: `$shopfleet_request_id` (the caller's id when the services would
+    accept it) and the rate-limit counters of a fresh upstream answer (empty when the
+    answer came from the micro-cache, whose stored headers nginx would otherwise replay)."""
+    lines = _block(
         "map $http_x_request_id $shopfleet_request_id",
         ["default $request_id;", '"~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;'],
     )
+    for name in _PER_REQUEST_HEADERS[1:]:
+        variable = name.lower().replace("-", "_")
+        lines += _block(
+            f"map $upstream_cache_status $shopfleet_{variable}",
+            [f"default $upstream_http_{variable};", '"~^(HIT|STALE|UPDATING)$" "";'],
+        )
+    return lines
 
 
 _PER_REQUEST_HEADERS = ("X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -171,12 +180,12 @@ def micro_cache(seconds: int) -> list[str]:
         "proxy_cache_use_stale updating error timeout http_502 http_503 http_504;",
         "add_header X-Cache-Status $upstream_cache_status always;",
         "# A cached answer must not replay the request id and rate-limit counters of the",
-        "# request that filled it: hide them and add this request's own. The $upstream_*",
-        "# values are empty on a HIT, and add_header skips an empty value.",
+        "# request that filled it: hide them and add this request's own (the counters only",
+        "# on a fresh answer: add_header skips an empty value).",
         *(f"proxy_hide_header {name};" for name in _PER_REQUEST_HEADERS),
         "add_header X-Request-ID $shopfleet_request_id always;",
         *(
-            f"add_header {name} $upstream_http_{name.lower().replace('-', '_')} always;"
+            f"add_header {name} $shopfleet_{name.lower().replace('-', '_')} always;"
             for name in _PER_REQUEST_HEADERS[1:]
         ),
     ]
