@@ -72,6 +72,16 @@ def _wait(url: str) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
+def _delete_keys(url: str, prefix: str) -> None:
+    """Teardown only: remove this run's keys (SCAN is fine here, never on a request path)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,14 +156,15 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
+        _delete_keys(args.redis_url, env["SHOPFLEET_REDIS_KEY_PREFIX"])
     hello = results["hello"]["rps"]
     print(
         f"{'scenario':<18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x hello':>8}"
     )
     for name, figures in results.items():
         print(
-            f"{name:<18} {figures['rps']:>9.0f} {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
-            f"{figures['non_2xx']:>8} {figures['rps'] / hello:>8.2f}"
+            f"{name:<18} {figures['rps']:>9.0f} {figures['p50_ms']:>8.2f} "
+            f"{figures['p99_ms']:>8.2f} {figures['non_2xx']:>8} {figures['rps'] / hello:>8.2f}"
         )
     print(json.dumps({"command": " ".join(sys.argv), "results": results}))
 

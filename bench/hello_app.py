@@ -10,25 +10,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from shopfleet.bench.payload import PAYLOAD
 from shopfleet.common.logging import configure_logging
 from shopfleet.common.settings import Settings
 from shopfleet.products.app import create_app
 from shopfleet.server import run
-
-HELLO: dict[str, Any] = {
-    "id": "00000000-0000-4000-8000-000000000000",
-    "sku": "BENCH-0001",
-    "name": "A benchmark payload shaped like a product",
-    "description": "x" * 700,
-    "price": 19.99,
-    "currency": "USD",
-    "categoryId": "00000000-0000-4000-8000-000000000001",
-    "stock": 10,
-    "inStock": True,
-    "image": None,
-    "createdAt": "2026-01-01T00:00:00Z",
-    "updatedAt": "2026-01-01T00:00:00Z",
-}
 
 
 def main() -> None:
@@ -37,7 +23,7 @@ def main() -> None:
 
     @app.get("/v1/bench/hello")
     async def hello() -> dict[str, Any]:
-        return HELLO
+        return PAYLOAD
 
     configure_logging(service="products", instance=settings.instance_name, level="WARNING")
     run(app, host="127.0.0.1", port=int(sys.argv[1]), shutdown_timeout=5)

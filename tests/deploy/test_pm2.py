@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shopfleet.bench.platform import port_free
 from shopfleet.deploy import pm2
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.conftest import unique_email
@@ -35,15 +35,6 @@ from tests.support import INTERNAL_TOKEN, PRIVATE_PEM, REPO_ROOT
 PM2_PACKAGE = "pm2@7"
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def shifted_topology() -> Topology:
     """The bench profile with every instance, gateway and Redis port in a free range."""
     topology = load_topology(REPO_ROOT / "shopfleet.toml", "bench")
@@ -51,7 +42,7 @@ def shifted_topology() -> Topology:
     span = 10 * max(s.instances for s in services) + len(services) + 3
     for _ in range(50):
         base = random.randrange(20000, 40000, 100)
-        if all(_port_is_free(port) for port in range(base, base + span)):
+        if all(port_free(port) for port in range(base, base + span)):
             break
     else:
         raise RuntimeError("no free port range")

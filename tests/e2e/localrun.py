@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import tomllib
@@ -20,41 +17,13 @@ from redis import asyncio as redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shopfleet.bench.platform import free_base_port, toml_value
 from shopfleet.common.settings import SERVICES
 from shopfleet.deploy.runtime import RunDir, Supervisor
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.support import POSTGRES_URL, REDIS_URL, REPO_ROOT, free_port
 
 MAX_INSTANCES = 6  # per service: the base ports leave room for scaling up to this
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base_port() -> int:
-    """A base B with B + s + 10 * k free for every service s and instance k."""
-    for _ in range(200):
-        base = random.randrange(20000, 40000, 100)
-        ports = [base + s + 10 * k for s in range(len(SERVICES)) for k in range(MAX_INSTANCES)]
-        if all(_port_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return str(value)
 
 
 def _toml_tables(data: dict[str, Any], path: str) -> Iterator[str]:
@@ -67,7 +36,7 @@ def _toml_tables(data: dict[str, Any], path: str) -> Iterator[str]:
     if path and scalars:
         yield f"[{path}]"
     for key, value in scalars.items():
-        yield f"{key} = {_toml_value(value)}"
+        yield f"{key} = {toml_value(value)}"
     for key, value in data.items():
         if nested(value):
             yield from _toml_tables(value, f"{path}.{key}" if path else key)
@@ -82,7 +51,7 @@ def write_topology(
 ) -> Path:
     """The repository's topology with every port moved to a free one, plus overrides."""
     data = tomllib.loads((REPO_ROOT / "shopfleet.toml").read_text())
-    base = free_base_port()
+    base = free_base_port(MAX_INSTANCES)
     for offset, name in enumerate(SERVICES):
         data["services"][name]["port"] = base + offset
         if instances is not None:

@@ -38,7 +38,7 @@ POOL_SIZE = 4
 TOKEN_TTL = 7200
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -53,12 +53,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_base_port() -> int:
+def free_base_port(max_instances: int = MAX_INSTANCES) -> int:
     """A base B with B + s + 10 * k free for every service s and instance k."""
     for _ in range(200):
         base = random.randrange(20000, 40000, 100)
-        ports = [base + s + 10 * k for s in range(len(SERVICES)) for k in range(MAX_INSTANCES)]
-        if all(_port_free(port) for port in ports):
+        ports = [base + s + 10 * k for s in range(len(SERVICES)) for k in range(max_instances)]
+        if all(port_free(port) for port in ports):
             return base
     raise RuntimeError("no free block of ports between 20000 and 40000")
 
