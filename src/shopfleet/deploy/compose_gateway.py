@@ -14,7 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from shopfleet.deploy.nginx import micro_cache, request_header_maps
+from shopfleet.deploy.nginx import (
+    micro_cache,
+    proxy_defaults,
+    rate_limit_zones,
+    request_header_maps,
+)
 from shopfleet.deploy.topology import Service, Topology
 
 COMMITTED_PATH = "deploy/compose/nginx.conf"
@@ -39,7 +44,6 @@ def _to(service: Service, uri: str = "") -> list[str]:
 
 def _http_settings(topology: Topology) -> list[str]:
     gateway = topology.gateway
-    limits = gateway.rate_limits
     return [
         f"include {TMP}/resolver.conf;",
         "resolver_timeout 2s;",
@@ -68,28 +72,9 @@ def _http_settings(topology: Topology) -> list[str]:
         "gzip_proxied any;",
         "gzip_vary on;",
         "gzip_types application/json application/problem+json;",
-        'proxy_set_header Accept-Encoding "";',
-        "proxy_http_version 1.1;",
-        "proxy_set_header Host $host;",
-        "# Overwritten, never appended: a client cannot forge its address.",
-        "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Real-IP $remote_addr;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header X-Request-ID $shopfleet_request_id;",
-        "proxy_connect_timeout 2s;",
-        f"proxy_send_timeout {gateway.proxy_read_timeout}s;",
-        f"proxy_read_timeout {gateway.proxy_read_timeout}s;",
-        "# Another replica only on connect errors and timeouts; POST/PATCH are never resent.",
-        "proxy_next_upstream error timeout;",
-        "proxy_next_upstream_tries 3;",
-        "proxy_next_upstream_timeout 10s;",
+        *proxy_defaults(gateway, keepalive_upstreams=False),
         "",
-        f"limit_req_zone $binary_remote_addr zone=general:10m rate={limits.general.rate}r/s;",
-        f"limit_req_zone $binary_remote_addr zone=auth:10m rate={limits.auth.rate}r/s;",
-        f"limit_req_zone $binary_remote_addr zone=api:10m rate={limits.api.rate}r/s;",
-        "limit_conn_zone $binary_remote_addr zone=per_client:10m;",
-        "limit_req_status 429;",
-        "limit_conn_status 429;",
+        *rate_limit_zones(gateway),
         "",
         f"proxy_cache_path {TMP}/micro_cache levels=1:2 keys_zone=micro:10m max_size=256m",
         "                 inactive=60s use_temp_path=off;",

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 
 from shopfleet.bench.gateway import bench_locations, bench_upstream
-from shopfleet.deploy.topology import Topology
+from shopfleet.deploy.topology import Gateway, Topology
 
 NGINX = "/usr/sbin/nginx"
 COMMITTED_PATH = "deploy/local/nginx.conf"
@@ -70,7 +70,6 @@ def _upstreams(topology: Topology, excluded: frozenset[str]) -> list[str]:
 
 def _http_settings(topology: Topology) -> list[str]:
     gateway = topology.gateway
-    limits = gateway.rate_limits
     return [
         "default_type application/json;",
         "server_tokens off;",
@@ -107,10 +106,28 @@ def _http_settings(topology: Topology) -> list[str]:
         "gzip_vary on;",
         "gzip_types application/json application/problem+json;",
         "",
+        *proxy_defaults(gateway, keepalive_upstreams=True),
+        "proxy_buffer_size 16k;",
+        "proxy_buffers 32 16k;",
+        "proxy_busy_buffers_size 64k;",
+        "",
+        *rate_limit_zones(gateway),
+        "limit_req_log_level warn;",
+        "limit_conn_log_level warn;",
+        "",
+        "proxy_cache_path micro_cache levels=1:2 keys_zone=micro:10m max_size=256m",
+        "                 inactive=60s use_temp_path=off;",
+    ]
+
+
+def proxy_defaults(gateway: Gateway, *, keepalive_upstreams: bool) -> list[str]:
+    """How every gateway (local, PM2, Compose) proxies: headers, timeouts, retries."""
+    return [
         "# The gateway compresses; instances never spend CPU on gzip behind it.",
         'proxy_set_header Accept-Encoding "";',
         "proxy_http_version 1.1;",
-        'proxy_set_header Connection "";',
+        # Keep-alive to upstream blocks needs the client's Connection header dropped.
+        *(['proxy_set_header Connection "";'] if keepalive_upstreams else []),
         "proxy_set_header Host $host;",
         "# Overwritten, never appended: a client cannot forge its address.",
         "proxy_set_header X-Forwarded-For $remote_addr;",
@@ -126,21 +143,19 @@ def _http_settings(topology: Topology) -> list[str]:
         "proxy_next_upstream error timeout;",
         "proxy_next_upstream_tries 3;",
         "proxy_next_upstream_timeout 10s;",
-        "proxy_buffer_size 16k;",
-        "proxy_buffers 32 16k;",
-        "proxy_busy_buffers_size 64k;",
-        "",
+    ]
+
+
+def rate_limit_zones(gateway: Gateway) -> list[str]:
+    """The per-address limit_req/limit_conn zones, answering 429."""
+    limits = gateway.rate_limits
+    return [
         f"limit_req_zone $binary_remote_addr zone=general:10m rate={limits.general.rate}r/s;",
         f"limit_req_zone $binary_remote_addr zone=auth:10m rate={limits.auth.rate}r/s;",
         f"limit_req_zone $binary_remote_addr zone=api:10m rate={limits.api.rate}r/s;",
         "limit_conn_zone $binary_remote_addr zone=per_client:10m;",
         "limit_req_status 429;",
         "limit_conn_status 429;",
-        "limit_req_log_level warn;",
-        "limit_conn_log_level warn;",
-        "",
-        "proxy_cache_path micro_cache levels=1:2 keys_zone=micro:10m max_size=256m",
-        "                 inactive=60s use_temp_path=off;",
     ]
 
 
