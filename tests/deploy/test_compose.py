@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shopfleet.deploy import compose, compose_gateway, pm2
+from shopfleet.deploy import compose, compose_gateway, nginx, pm2
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -155,7 +155,7 @@ def test_pm2_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     conf.write_text((REPO_ROOT / pm2.GATEWAY_CONF).read_text())
     result = nginx_test(conf, prefix)
     assert result.returncode == 0, result.stderr
-    assert "max_fails=1 fail_timeout=2s" in conf.read_text()
+    assert f"{nginx.PASSIVE_HEALTH};" in conf.read_text()
 
 
 @pytest.mark.parametrize("path", [compose.COMPOSE_PATH, compose.SCALE_PATH])

@@ -207,8 +207,11 @@ def test_ingress_mirrors_the_gateway_zones_and_never_routes_internal_paths() -> 
     prefix = "nginx.ingress.kubernetes.io/"
     api = ingresses["shopfleet"]["metadata"]["annotations"]
     login = ingresses["shopfleet-auth"]["metadata"]["annotations"]
-    assert api[prefix + "limit-rps"] == str(limits.api.rate)
-    assert login[prefix + "limit-rps"] == str(limits.auth.rate)
+    # One zone per Ingress: the stricter of its own and `general`, which applies everywhere.
+    assert api[prefix + "limit-rps"] == str(min(limits.api.rate, limits.general.rate))
+    assert login[prefix + "limit-rps"] == str(min(limits.auth.rate, limits.general.rate))
+    for notes in (api, login):
+        assert notes[prefix + "proxy-next-upstream"] == "error timeout http_502 http_503"
     assert int(login[prefix + "limit-burst-multiplier"]) * limits.auth.rate == limits.auth.burst
     paths = [
         path["path"]

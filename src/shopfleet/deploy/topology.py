@@ -91,7 +91,8 @@ class Gateway(_Strict):
     internal_port: int = 8081
     upstream_keepalive: int = 128
     upstream_keepalive_timeout: int = 60
-    micro_cache_seconds: int = 5
+    # The longest an anonymous reader may see an old answer (nginx renders one less).
+    micro_cache_seconds: int = Field(default=5, ge=2)
     client_max_body_size: str = "1m"
     proxy_read_timeout: int = 35
     tls_certificate: str = ""
