@@ -217,7 +217,8 @@ def test_proxying_keeps_connections_and_never_trusts_client_addresses() -> None:
 def test_docs_of_each_service_are_proxied_under_docs() -> None:
     conf = render_nginx(load_topology(TOPOLOGY))
     assert "location = /docs/users/ {" in conf
-    assert "proxy_pass http://users/docs;" in conf
+    assert "proxy_pass http://users/docs/;" in conf
+    assert "proxy_pass http://users/docs/assets/;" in conf
     assert "proxy_pass http://users/openapi.json;" in conf
 
 

@@ -9,14 +9,19 @@ test talks from its own loopback address (127.0.0.x), which is its own rate-limi
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -288,3 +293,66 @@ async def test_two_restarts_a_few_seconds_apart_fail_no_read(
     print(f"\nSIGTERM products-1, then products-2: {result}")
     assert result.sent > 100
     assert result.failures == 0, str(result)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def open_in_chromium(url: str, workdir: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The DOM of `url` after Swagger UI rendered, and every request the page itself made
+    as (initiator origin, URL), from Chromium's net log. Requests the browser makes on its
+    own (update checks) have no initiator and are left out; no name resolves except
+    127.0.0.1, so nothing leaves the machine either way."""
+    assert Path(CHROMIUM).exists(), "scripts/setup installs chromium"
+    netlog = workdir / "netlog.json"
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            f"--user-data-dir={workdir / 'profile'}",
+            f"--log-net-log={netlog}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = json.loads(netlog.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    starts = [e.get("params", {}) for e in log["events"] if e["type"] == start_job]
+    requests = [
+        (params["initiator"], params["url"])
+        for params in starts
+        if str(params.get("initiator", "")).startswith("http")
+    ]
+    return result.stdout, requests
+
+
+@pytest.mark.parametrize("service", ["auth", "categories", "products"])
+def test_the_docs_page_renders_in_chromium_from_shopfleet_alone(
+    platform: LocalRun, service: str, tmp_path: Path
+) -> None:
+    dom, requests = open_in_chromium(f"{platform.gateway}/docs/{service}/", tmp_path)
+    # Swagger UI rendered the schema: one block per operation, with its path.
+    assert 'class="swagger-ui' in dom
+    assert dom.count("opblock-summary-path") >= 2, dom[-2000:]
+    assert f"/v1/{service}" in dom
+    # The page's own requests (assets, schema) all went to the gateway, none elsewhere.
+    urls = [url for _, url in requests]
+    assert any(url.endswith("/assets/swagger-ui-bundle.js") for url in urls), urls
+    assert any(url.endswith("/openapi.json") for url in urls), urls
+    origins = {f"{u.scheme}://{u.netloc}" for u in map(urlsplit, urls)}
+    assert origins == {platform.gateway}, urls

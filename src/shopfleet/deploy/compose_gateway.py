@@ -97,7 +97,7 @@ def _public_server(topology: Topology) -> list[str]:
         name = service.name
         docs = [*public_location(gateway, api=False), *headers]
         lines += block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
-        lines += block(f"location = /docs/{name}/", [*docs, *_to(service, "/docs")])
+        lines += block(f"location = /docs/{name}/", [*docs, *_to(service, "/docs/")])
         lines += block(
             f"location = /docs/{name}/openapi.json", [*docs, *_to(service, "/openapi.json")]
         )

@@ -234,7 +234,7 @@ def _public_locations(topology: Topology, extra_headers: Mapping[str, str]) -> l
         name = service.name
         docs = [*public_location(gateway, api=False), *headers]
         out += _block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
-        out += _block(f"location = /docs/{name}/", [*docs, f"proxy_pass http://{name}/docs;"])
+        out += _block(f"location = /docs/{name}/", [*docs, f"proxy_pass http://{name}/docs/;"])
         out += _block(
             f"location = /docs/{name}/openapi.json",
             [*docs, f"proxy_pass http://{name}/openapi.json;"],
