@@ -8,6 +8,7 @@ ships the OpenAPI schemas of each Kubernetes release, and `kubectl kustomize` is
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -269,3 +270,10 @@ async def test_services_call_each_other_through_their_service_urls(
         "http://products:3001/internal/products/x",
         "http://orders:3004/internal/orders/y",
     ]
+
+
+def test_instances_trust_only_the_pod_network() -> None:
+    config = by_kind(kustomize(ROOT), "ConfigMap")
+    (data,) = [doc["data"] for doc in config.values() if "SHOPFLEET_TRUSTED_PROXIES" in doc["data"]]
+    trusted = json.loads(data["SHOPFLEET_TRUSTED_PROXIES"])
+    assert trusted == [TOPOLOGY.networks.kubernetes_pod_cidr]

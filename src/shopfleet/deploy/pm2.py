@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from shopfleet.deploy import nginx
-from shopfleet.deploy.topology import Topology
+from shopfleet.deploy.topology import LOCAL_PROXIES, Topology
 
 COMMITTED_PATH = "ecosystem.config.js"
 GATEWAY_CONF = "deploy/pm2/nginx.conf"
@@ -159,6 +159,8 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_INTERNAL_URL": f"http://{gateway.internal_host}:{gateway.internal_port}",
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
+        # Only the local gateway may say who the client is.
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
     }
 
 
