@@ -166,8 +166,8 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
 
 def render_gateway(topology: Topology, *, worker_user: str | None = None) -> str:
     """The local gateway's nginx.conf. Its passive health checks already suit instances
-    that PM2 restarts without telling nginx: an instance is skipped only for a second
-    after a failed connect (nginx.PASSIVE_HEALTH)."""
+    that PM2 restarts without telling nginx: none is ever marked down, a refused connect
+    goes to the next instance at once (nginx.PASSIVE_HEALTH)."""
     local = nginx.render_nginx(topology, worker_user=worker_user)
     body = [line for line in local.splitlines() if not line.startswith("#")]
     head = [
