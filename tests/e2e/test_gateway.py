@@ -136,6 +136,10 @@ async def test_the_general_zone_applies_on_every_v1_location(platform: LocalRun)
     print(f"\n{count} GET /v1/categories from one address: {statuses.count(429)} x 429")
     assert 429 in statuses
     assert set(statuses) <= {200, 429}
+    # `x-no-compression` switches to nginx's `if` block: the limits must hold there too.
+    async with client(platform, "127.0.0.9") as http:
+        plain = await burst(http, "/v1/categories", count, headers={"X-No-Compression": "1"})
+    assert 429 in plain
 
 
 async def test_a_spoofed_x_forwarded_for_does_not_change_the_rate_limit_identity(
