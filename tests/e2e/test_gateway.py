@@ -18,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -241,28 +241,32 @@ async def test_an_update_reaches_anonymous_readers_within_the_micro_cache_window
 class Load:
     sent: int = 0
     failures: int = 0
-    errors: dict[str, int] | None = None
+    errors: dict[str, int] = field(default_factory=dict)
 
 
-async def paced_reads(
-    platform: LocalRun, paths: list[str], headers: dict[str, str], stop: asyncio.Event
+async def paced_requests(
+    platform: LocalRun,
+    requests: list[tuple[str, str, int]],
+    headers: dict[str, str],
+    stop: asyncio.Event,
 ) -> Load:
-    """Signed-in GETs (past the micro-cache) from 127.0.0.2, ~40 r/s: under `general`."""
-    result = Load(errors={})
-    assert result.errors is not None
+    """Signed-in idempotent requests (past the micro-cache) from 127.0.0.2, ~40 r/s, under
+    `general`; (method, path, expected status)."""
+    result = Load()
 
     async def worker(http: httpx.AsyncClient, index: int) -> None:
         while not stop.is_set():
-            path = paths[(result.sent + index) % len(paths)]
+            method, path, expected = requests[(result.sent + index) % len(requests)]
             result.sent += 1
             try:
-                response = await http.get(path, headers=headers)
-                failed = "" if response.status_code == 200 else f"HTTP {response.status_code}"
+                response = await http.request(method, path, headers=headers)
+                status = response.status_code
+                failed = "" if status == expected else f"{method} HTTP {status}"
             except httpx.HTTPError as exc:
-                failed = type(exc).__name__
+                failed = f"{method} {type(exc).__name__}"
             if failed:
                 result.failures += 1
-                result.errors[failed] = result.errors.get(failed, 0) + 1  # type: ignore[index]
+                result.errors[failed] = result.errors.get(failed, 0) + 1
             await asyncio.sleep(0.1)
 
     async with client(platform, "127.0.0.2") as http:
@@ -277,13 +281,18 @@ async def wait_restarted(platform: LocalRun, program: str, old_pid: int, port: i
         await asyncio.sleep(0.2)
 
 
-async def test_two_restarts_a_few_seconds_apart_fail_no_read(
+async def test_two_restarts_a_few_seconds_apart_fail_no_idempotent_request(
     platform: LocalRun, shop: Shop
 ) -> None:
     products = platform.topology.services["products"]
-    paths = [f"/v1/products/{shop.product['id']}", "/v1/products?limit=5"]
+    requests = [
+        ("GET", f"/v1/products/{shop.product['id']}", 200),
+        ("GET", "/v1/products?limit=5", 200),
+        # Idempotent, so nginx may retry it on another instance: it must never fail.
+        ("DELETE", f"/v1/products/{uuid.uuid4()}", 404),
+    ]
     stop = asyncio.Event()
-    load = asyncio.create_task(paced_reads(platform, paths, shop.admin, stop))
+    load = asyncio.create_task(paced_requests(platform, requests, shop.admin, stop))
     await asyncio.sleep(1)
     # A crash or a restart outside `shopfleet reload`, then the sibling's the moment the
     # first one answers again (before the gateway may have sent it anything): the other
@@ -296,7 +305,7 @@ async def test_two_restarts_a_few_seconds_apart_fail_no_read(
     await asyncio.sleep(2)
     stop.set()
     result = await load
-    print(f"\nSIGTERM products-1, then products-2: {result}")
+    print(f"\nSIGTERM products-1, then products-2 (GET, GET, DELETE): {result}")
     assert result.sent > 100
     assert result.failures == 0, str(result)
 
