@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,6 +23,7 @@ from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
+from shopfleet.common.docs import docs_router
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
@@ -152,6 +151,7 @@ def create_service_app(
     install_error_handlers(app)
     install_problem_schema(app)
     app.include_router(_operational_router(spec))
+    app.include_router(docs_router(app, spec.title))
     for router in spec.routers:
         app.include_router(router)
     # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads.
@@ -227,11 +227,6 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
             resources.metrics.db_pool_size.set(pool.size())
         payload, content_type = resources.metrics.render()
         return Response(payload, media_type=content_type)
-
-    @router.get("/docs")
-    async def docs() -> HTMLResponse:
-        # A relative schema URL works both on the instance and under the gateway's /docs/<svc>/.
-        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{spec.title} docs")
 
     return router
 

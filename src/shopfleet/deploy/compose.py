@@ -13,7 +13,6 @@ from typing import Any
 from shopfleet.deploy import compose_gateway
 from shopfleet.deploy.manifests import (
     CONTAINER_TMP,
-    PRIVATE_NETWORKS,
     REDIS_COMMAND,
     cpus,
     dump,
@@ -50,7 +49,8 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_REDIS_URL": "redis://redis:6379/0",
         "SHOPFLEET_INTERNAL_URL": f"http://gateway:{topology.gateway.internal_port}",
         "SHOPFLEET_INTERNAL_TOKEN": _required("SHOPFLEET_INTERNAL_TOKEN"),
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(PRIVATE_NETWORKS),
+        # Only the Compose network (the gateway container) may say who the client is.
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps([topology.networks.compose_subnet]),
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
     }
@@ -170,6 +170,10 @@ def render_compose_file(topology: Topology) -> str:
         "name": topology.project.name,
         "services": services,
         "volumes": {"pgdata": {}, "gateway-cache": {}},
+        # An explicit subnet, so the instances can trust exactly it (trusted proxies).
+        "networks": {
+            "default": {"ipam": {"config": [{"subnet": topology.networks.compose_subnet}]}}
+        },
     }
     return header(
         topology,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from shopfleet.deploy.nginx import NGINX, instance_name
-from shopfleet.deploy.topology import Service, Topology
+from shopfleet.deploy.topology import LOCAL_PROXIES, Service, Topology
 
 COMMITTED_PATH = "deploy/local/supervisord.conf"
 REDIS_SERVER = "redis-server"
@@ -65,6 +66,9 @@ def _literal(value: str) -> str:
 
 
 def _quote(value: str) -> str:
+    # supervisor's environment= parser takes no escaped quotes: JSON goes in single quotes.
+    if '"' in value and "'" not in value and "\\" not in value:
+        return "'" + value + "'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -84,6 +88,7 @@ def _instance(topology: Topology, layout: Layout, service: Service, index: int) 
         "SHOPFLEET_INTERNAL_URL": layout.internal_url
         or f"http://{gateway.internal_host}:{gateway.internal_port}",
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
     }
     if layout.redis_url:
         env["SHOPFLEET_REDIS_URL"] = layout.redis_url

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shopfleet.common.settings import SERVICES
 
@@ -91,7 +92,8 @@ class Gateway(_Strict):
     internal_port: int = 8081
     upstream_keepalive: int = 128
     upstream_keepalive_timeout: int = 60
-    micro_cache_seconds: int = 5
+    # The longest an anonymous reader may see an old answer (nginx renders one less).
+    micro_cache_seconds: int = Field(default=5, ge=2)
     client_max_body_size: str = "1m"
     proxy_read_timeout: int = 35
     tls_certificate: str = ""
@@ -142,6 +144,26 @@ class Local(_Strict):
     redis_port: int = 6390  # the private redis-server, when SHOPFLEET_REDIS_URL is unset
 
 
+# The gateway reaches local instances over IPv4 loopback (its upstreams are 127.0.0.1).
+LOCAL_PROXIES = ("127.0.0.1/32",)
+
+
+class Networks(_Strict):
+    """Where the gateway reaches the instances from, per deployment: the only peers whose
+    X-Forwarded-For an instance believes (`SHOPFLEET_TRUSTED_PROXIES`)."""
+
+    # The Compose network, rendered with this subnet; change it if it overlaps another.
+    compose_subnet: str = "172.30.64.0/24"
+    # The cluster's pod network, where the ingress controller's pods live; it must match
+    # the cluster (`kubectl cluster-info dump | grep -m1 cluster-cidr`).
+    kubernetes_pod_cidr: str = "10.244.0.0/16"
+
+    @field_validator("compose_subnet", "kubernetes_pod_cidr")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        return str(ipaddress.ip_network(value, strict=True))
+
+
 class Topology(_Strict):
     profile: str = "default"
     project: Project
@@ -151,6 +173,7 @@ class Topology(_Strict):
     services: dict[str, Service]
     redis: Redis
     local: Local = Local()
+    networks: Networks = Networks()
 
     @model_validator(mode="before")
     @classmethod
