@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -20,6 +27,8 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # CPU seconds, resident memory, open files: what the CPU and memory alerts read.
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
         )

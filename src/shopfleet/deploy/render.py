@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shopfleet.deploy import compose, kubernetes, nginx, pm2, supervisor
+from shopfleet.deploy import compose, kubernetes, monitoring, nginx, pm2, supervisor
 from shopfleet.deploy.topology import Topology
 
 Renderer = Callable[[Topology], dict[str, str]]
@@ -18,6 +18,7 @@ RENDERERS: list[Renderer] = [
     pm2.render_pm2,
     compose.render_compose,
     kubernetes.render_kubernetes,
+    monitoring.render_monitoring,
 ]
 
 

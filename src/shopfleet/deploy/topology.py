@@ -142,6 +142,25 @@ class Local(_Strict):
     redis_port: int = 6390  # the private redis-server, when SHOPFLEET_REDIS_URL is unset
 
 
+class Monitoring(_Strict):
+    """Prometheus, Alertmanager and exporters, and the alert thresholds."""
+
+    scrape_interval: int = Field(default=5, ge=1, description="seconds")
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    redis_exporter_port: int = 9121
+    postgres_exporter_port: int = 9187
+    nginx_exporter_port: int = 9113
+    cpu_ratio: float = 0.8  # of an instance's CPU limit, for 5 minutes
+    memory_ratio: float = 0.9  # of the memory ceiling that restarts an instance
+    error_ratio: float = 0.05  # of a service's responses being 5xx
+    p99_seconds: float = 0.5
+    cache_hit_ratio: float = 0.5
+    pool_ratio: float = 0.9  # of an instance's database pool checked out
+    uneven_ratio: float = 3.0  # busiest / idlest instance of one service
+    stock_rejection_ratio: float = 0.25  # of orders rejected for short stock
+
+
 class Topology(_Strict):
     profile: str = "default"
     project: Project
@@ -151,6 +170,7 @@ class Topology(_Strict):
     services: dict[str, Service]
     redis: Redis
     local: Local = Local()
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="before")
     @classmethod
