@@ -33,7 +33,7 @@ def memory_bytes(quantity: str) -> int:
     """A Kubernetes memory quantity ("512Mi", "1Gi") in bytes."""
     for power, suffix in enumerate(("Ki", "Mi", "Gi"), start=1):
         if quantity.endswith(suffix):
-            return int(quantity[:-2]) * 1024**power
+            return int(quantity[:-2]) * (1 << (10 * power))
     raise ValueError(f"use Ki, Mi or Gi for memory quantities, not {quantity!r}")
 
 
