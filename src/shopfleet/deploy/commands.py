@@ -55,6 +55,9 @@ def _fail(exc: Exception) -> typer.Exit:
 def up(
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Return once it is up")] = False,
     profile: Annotated[str, typer.Option(help="Topology profile, e.g. bench")] = "default",
+    monitoring: Annotated[
+        bool, typer.Option("--monitoring", help="Also run Prometheus, Alertmanager, exporters")
+    ] = False,
     topology_path: TopologyOption = Path("shopfleet.toml"),
     var: VarOption = Path("var"),
 ) -> None:
@@ -67,7 +70,11 @@ def up(
     run_dir = RunDir(var.resolve())
     try:
         state = local.up(
-            run_dir=run_dir, topology_path=topology_path, profile=profile, echo=typer.echo
+            run_dir=run_dir,
+            topology_path=topology_path,
+            profile=profile,
+            echo=typer.echo,
+            monitoring=monitoring,
         )
         rows = operate.status(run_dir)
     except OperateError as exc:
@@ -80,6 +87,12 @@ def up(
     typer.echo(
         f"API docs: http://127.0.0.1:{gateway.public_port}/docs/products/ (and each service)"
     )
+    if monitoring:
+        m = state.topology_now().monitoring
+        typer.echo(
+            f"Prometheus: http://127.0.0.1:{m.prometheus_port}/  "
+            f"Alertmanager: http://127.0.0.1:{m.alertmanager_port}/"
+        )
     if detach:
         return
 
@@ -173,7 +186,38 @@ def reload(
         raise _fail(exc) from None
 
 
+def top(
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between readings", min=0.2)] = 1.0,
+    var: VarOption = Path("var"),
+) -> None:
+    """Live per-instance view: requests/s, latency, errors, CPU, memory, pool, cache."""
+    import os
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.top import TopView, render_view
+
+    run_dir = RunDir(var.resolve())
+    if not Supervisor(run_dir).alive():
+        raise _fail(
+            OperateError(f"nothing running from {run_dir.var}: start it with `shopfleet up`")
+        )
+    view = TopView(run_dir, database_url=os.environ.get("SHOPFLEET_DATABASE_URL"))
+    first = view.snapshot()
+    if once:
+        time.sleep(interval)
+        Console(width=140).print(render_view(*view.snapshot()))
+        return
+    with contextlib.suppress(KeyboardInterrupt), Live(render_view(*first)) as live:
+        while True:
+            time.sleep(interval)
+            live.update(render_view(*view.snapshot()))
+
+
 def add_operate_commands(app: typer.Typer) -> None:
     """Register these commands on the main `shopfleet` app."""
-    for command in (render, up, down, status, logs, scale, reload):
+    for command in (render, up, down, status, logs, scale, reload, top):
         app.command()(command)

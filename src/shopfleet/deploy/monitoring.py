@@ -101,22 +101,29 @@ def prometheus_config(
     }
 
 
-def local_exporters(topology: Topology) -> dict[str, str]:
+def local_exporters(
+    topology: Topology, *, postgres: bool = True, redis: bool = True
+) -> dict[str, str]:
     monitoring = topology.monitoring
-    return {
+    exporters = {
         "redis": f"127.0.0.1:{monitoring.redis_exporter_port}",
         "postgres": f"127.0.0.1:{monitoring.postgres_exporter_port}",
         "nginx": f"127.0.0.1:{monitoring.nginx_exporter_port}",
         "alertmanager": f"127.0.0.1:{monitoring.alertmanager_port}",
     }
+    if not postgres:
+        del exporters["postgres"]  # SQLite files: nothing to export
+    if not redis:
+        del exporters["redis"]  # in-process fallbacks
+    return exporters
 
 
-def local_prometheus(topology: Topology) -> str:
+def local_prometheus(topology: Topology, *, postgres: bool = True, redis: bool = True) -> str:
     """The one-machine Prometheus: instances from the file `up` and `scale` keep current."""
     config = prometheus_config(
         topology,
         instances={"file_sd_configs": [{"files": [INSTANCE_TARGETS], "refresh_interval": "5s"}]},
-        exporters=local_exporters(topology),
+        exporters=local_exporters(topology, postgres=postgres, redis=redis),
         alertmanager=f"127.0.0.1:{topology.monitoring.alertmanager_port}",
         rule_files=["alerts.yml"],
     )
@@ -310,6 +317,16 @@ ALERTMANAGER_CONFIG: dict[str, Any] = {
     # Point this at your pager or chat (email_configs, webhook_configs, ...).
     "receivers": [{"name": "log"}],
 }
+
+
+def runtime_files(topology: Topology, *, postgres: bool, redis: bool) -> dict[str, str]:
+    """var/run/monitoring/ of a local run, for its live scale."""
+    return {
+        "prometheus.yml": local_prometheus(topology, postgres=postgres, redis=redis),
+        "alerts.yml": dump(alert_rules(topology)),
+        "alertmanager.yml": dump(ALERTMANAGER_CONFIG),
+        INSTANCE_TARGETS: render_instance_targets(topology),
+    }
 
 
 def render_monitoring(topology: Topology) -> dict[str, str]:
