@@ -89,7 +89,7 @@ def status(run_dir: RunDir, sample_seconds: float = 0.5) -> list[ProcessStatus]:
 
 
 def format_status(rows: list[ProcessStatus]) -> str:
-    header = f"{"NAME":<18} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
+    header = f"{'NAME':<18} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
     lines = [header]
     for row in rows:
         port = str(row.port) if row.port else "-"
