@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shopfleet.deploy import compose, kubernetes, monitoring, nginx, pm2, supervisor
+from shopfleet.deploy import (
+    compose,
+    dashboards,
+    kubernetes,
+    monitoring,
+    nginx,
+    pm2,
+    supervisor,
+)
 from shopfleet.deploy.topology import Topology
 
 Renderer = Callable[[Topology], dict[str, str]]
@@ -19,6 +27,7 @@ RENDERERS: list[Renderer] = [
     compose.render_compose,
     kubernetes.render_kubernetes,
     monitoring.render_monitoring,
+    dashboards.render_dashboards,
 ]
 
 
