@@ -25,6 +25,7 @@ from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
+from shopfleet.common.dbmetrics import instrument_engine
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
@@ -84,6 +85,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        instrument_engine(engine, metrics, slow_query_seconds=settings.slow_query_seconds)
         internal_token = load_internal_token(settings)
         http = ServiceClient(
             settings, metrics, internal_token=internal_token, transport=http_transport
@@ -225,6 +227,7 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
         if isinstance(pool, QueuePool):
             resources.metrics.db_pool_in_use.set(pool.checkedout())
             resources.metrics.db_pool_size.set(pool.size())
+            resources.metrics.db_pool_idle.set(pool.checkedin())
         payload, content_type = resources.metrics.render()
         return Response(payload, media_type=content_type)
 

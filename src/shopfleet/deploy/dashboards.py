@@ -164,6 +164,44 @@ def service_panels(service: str) -> list[PanelSpec]:
             ),
         ),
     ]
+    statements = f"sum(rate(db_query_duration_seconds_count{{{sel}}}[5m]))"
+    panels += [
+        PanelSpec(
+            "Database statement p99 by kind",
+            "s",
+            (
+                _q(
+                    "histogram_quantile(0.99, sum by (kind, le) "
+                    f"(rate(db_query_duration_seconds_bucket{{{sel}}}[1m])))",
+                    "{{kind}}",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Slow statements per second",
+            "short",
+            (
+                _q(
+                    _zero_when_absent(f"sum(rate(db_slow_queries_total{{{sel}}}[5m]))", statements),
+                    "slow",
+                ),
+            ),
+        ),
+    ]
+    if service in CACHED or service in RATE_LIMITED:
+        panels.append(
+            PanelSpec(
+                "Redis round trip p99 by operation",
+                "s",
+                (
+                    _q(
+                        "histogram_quantile(0.99, sum by (operation, le) "
+                        f"(rate(redis_command_duration_seconds_bucket{{{sel}}}[1m])))",
+                        "{{operation}}",
+                    ),
+                ),
+            )
+        )
     if service in CACHED:
         lookups = f"sum by (prefix) (rate(cache_requests_total{{{sel}}}[5m]))"
         hits = f'sum by (prefix) (rate(cache_requests_total{{{sel},result="hit"}}[5m]))'
@@ -177,12 +215,12 @@ def service_panels(service: str) -> list[PanelSpec]:
     if service in RATE_LIMITED:
         panels.append(
             PanelSpec(
-                "Rate-limit rejections per second",
+                "Rate limiter decisions per second",
                 "reqps",
                 (
                     _q(
-                        f"sum(rate(rate_limit_rejections_total{{{sel}}}[1m])) or vector(0)",
-                        "rejected",
+                        f"sum by (decision) (rate(rate_limit_decisions_total{{{sel}}}[1m]))",
+                        "{{decision}}",
                     ),
                 ),
             )
