@@ -208,6 +208,24 @@ CASES: list[tuple[str, dict[str, str], int, list[dict[str, str]]]] = [
         [],
     ),
     (
+        "ServiceAtMaxReplicas",
+        {
+            'shopfleet_autoscaler_current_replicas{job="autoscaler",service="products"}': "10x30",
+            'shopfleet_autoscaler_max_replicas{job="autoscaler",service="products"}': "10x30",
+        },
+        20,
+        [{"service": "products"}],
+    ),
+    (
+        "ServiceAtMaxReplicas",
+        {
+            'shopfleet_autoscaler_current_replicas{job="autoscaler",service="products"}': "10x5 7x25",
+            'shopfleet_autoscaler_max_replicas{job="autoscaler",service="products"}': "10x30",
+        },
+        20,
+        [],
+    ),
+    (
         "OrderStockRejectionsSpiking",
         {
             'orders_created_total{job="shopfleet",instance="orders-1"}': "0+60x20",

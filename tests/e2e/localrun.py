@@ -55,6 +55,8 @@ def write_topology(
     instances: dict[str, int] | None = None,
     gateway: dict[str, Any] | None = None,
     process: dict[str, Any] | None = None,
+    services: dict[str, dict[str, Any]] | None = None,
+    autoscaling: dict[str, Any] | None = None,
 ) -> Path:
     """The repository's topology with every port moved to a free one, plus overrides."""
     data = tomllib.loads((REPO_ROOT / "shopfleet.toml").read_text())
@@ -68,6 +70,9 @@ def write_topology(
     )
     data["gateway"].update(gateway or {})
     data["process"].update(process or {})
+    for name, changes in (services or {}).items():
+        data["services"][name].update(changes)
+    data["autoscaling"].update(autoscaling or {})
     data["local"] = {"redis_port": free_port()}
     data.setdefault("monitoring", {}).update(
         {f"{name}_port": free_port() for name in MONITORING_PORTS}

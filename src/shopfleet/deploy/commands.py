@@ -58,6 +58,12 @@ def up(
     monitoring: Annotated[
         bool, typer.Option("--monitoring", help="Also run Prometheus, Alertmanager, exporters")
     ] = False,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale", help="Scale instances by the HPA policy (also [autoscaling] enabled)"
+        ),
+    ] = False,
     topology_path: TopologyOption = Path("shopfleet.toml"),
     var: VarOption = Path("var"),
 ) -> None:
@@ -75,6 +81,7 @@ def up(
             profile=profile,
             echo=typer.echo,
             monitoring=monitoring,
+            autoscale=autoscale,
         )
         rows = operate.status(run_dir)
     except OperateError as exc:
@@ -122,12 +129,17 @@ def down(var: VarOption = Path("var")) -> None:
 def status(var: VarOption = Path("var")) -> None:
     """Every process: state, pid, port, uptime, memory, CPU."""
     from shopfleet.deploy import operate
+    from shopfleet.deploy.autoscaler import format_decisions, read_status
     from shopfleet.deploy.runtime import OperateError, RunDir
 
+    run_dir = RunDir(var.resolve())
     try:
-        typer.echo(operate.format_status(operate.status(RunDir(var.resolve()))))
+        typer.echo(operate.format_status(operate.status(run_dir)))
     except OperateError as exc:
         raise _fail(exc) from None
+    decisions = read_status(run_dir)
+    if decisions:
+        typer.echo("\n" + format_decisions(decisions))
 
 
 def logs(
@@ -217,7 +229,18 @@ def top(
             live.update(render_view(*view.snapshot()))
 
 
+def autoscaler(var: VarOption = Path("var")) -> None:
+    """Run the autoscaling controller (supervised by `up --autoscale`)."""
+    from shopfleet.common.logging import configure_logging
+    from shopfleet.deploy import autoscaler as controller
+    from shopfleet.deploy.runtime import RunDir
+
+    configure_logging(service="autoscaler", instance="autoscaler")
+    controller.run(RunDir(var.resolve()))
+
+
 def add_operate_commands(app: typer.Typer) -> None:
     """Register these commands on the main `shopfleet` app."""
     for command in (render, up, down, status, logs, scale, reload, top):
         app.command()(command)
+    app.command(hidden=True)(autoscaler)

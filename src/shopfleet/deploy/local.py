@@ -118,6 +118,7 @@ def up(
     profile: str,
     echo: Echo,
     monitoring: bool = False,
+    autoscale: bool = False,
 ) -> RunState:
     """Render, migrate, start supervisord, and wait until every instance and nginx is ready."""
     ensure_nginx(echo)
@@ -136,6 +137,7 @@ def up(
         private_redis_port=private_port,
         monitoring=monitoring,
         postgres=os.environ.get("SHOPFLEET_DATABASE_URL", "").startswith("postgresql"),
+        autoscale=autoscale or topology.autoscaling.enabled,
     )
     _check_ports(topology, state)
     run_dir.make()

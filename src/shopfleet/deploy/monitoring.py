@@ -102,7 +102,7 @@ def prometheus_config(
 
 
 def local_exporters(
-    topology: Topology, *, postgres: bool = True, redis: bool = True
+    topology: Topology, *, postgres: bool = True, redis: bool = True, autoscaler: bool = True
 ) -> dict[str, str]:
     monitoring = topology.monitoring
     exporters = {
@@ -110,7 +110,10 @@ def local_exporters(
         "postgres": f"127.0.0.1:{monitoring.postgres_exporter_port}",
         "nginx": f"127.0.0.1:{monitoring.nginx_exporter_port}",
         "alertmanager": f"127.0.0.1:{monitoring.alertmanager_port}",
+        "autoscaler": f"127.0.0.1:{topology.autoscaling.metrics_port}",
     }
+    if not autoscaler:
+        del exporters["autoscaler"]  # the controller runs with --autoscale only
     if not postgres:
         del exporters["postgres"]  # SQLite files: nothing to export
     if not redis:
@@ -118,12 +121,14 @@ def local_exporters(
     return exporters
 
 
-def local_prometheus(topology: Topology, *, postgres: bool = True, redis: bool = True) -> str:
+def local_prometheus(
+    topology: Topology, *, postgres: bool = True, redis: bool = True, autoscaler: bool = True
+) -> str:
     """The one-machine Prometheus: instances from the file `up` and `scale` keep current."""
     config = prometheus_config(
         topology,
         instances={"file_sd_configs": [{"files": [INSTANCE_TARGETS], "refresh_interval": "5s"}]},
-        exporters=local_exporters(topology, postgres=postgres, redis=redis),
+        exporters=local_exporters(topology, postgres=postgres, redis=redis, autoscaler=autoscaler),
         alertmanager=f"127.0.0.1:{topology.monitoring.alertmanager_port}",
         rule_files=["alerts.yml"],
     )
@@ -194,7 +199,7 @@ def alert_rules(topology: Topology) -> dict[str, Any]:
         ),
         _alert(
             "ExporterDown",
-            'up{job=~"redis|postgres|nginx|alertmanager"} == 0',
+            'up{job=~"redis|postgres|nginx|alertmanager|autoscaler"} == 0',
             wait="2m",
             severity="warning",
             summary="the {{ $labels.job }} exporter does not answer",
@@ -289,6 +294,15 @@ def alert_rules(topology: Topology) -> dict[str, Any]:
             runbook="circuitbreakeropen",
         ),
         _alert(
+            "ServiceAtMaxReplicas",
+            "max by (service) (shopfleet_autoscaler_current_replicas)"
+            " >= max by (service) (shopfleet_autoscaler_max_replicas)",
+            wait="15m",
+            severity="warning",
+            summary="{{ $labels.service }} has run at its hpa.max for 15 minutes",
+            runbook="serviceatmaxreplicas",
+        ),
+        _alert(
             "OrderStockRejectionsSpiking",
             f"{rejected} / ({created} + {rejected}) > {m.stock_rejection_ratio:g}"
             f" and {rejected} > 0.1",
@@ -319,10 +333,14 @@ ALERTMANAGER_CONFIG: dict[str, Any] = {
 }
 
 
-def runtime_files(topology: Topology, *, postgres: bool, redis: bool) -> dict[str, str]:
+def runtime_files(
+    topology: Topology, *, postgres: bool, redis: bool, autoscaler: bool
+) -> dict[str, str]:
     """var/run/monitoring/ of a local run, for its live scale."""
     return {
-        "prometheus.yml": local_prometheus(topology, postgres=postgres, redis=redis),
+        "prometheus.yml": local_prometheus(
+            topology, postgres=postgres, redis=redis, autoscaler=autoscaler
+        ),
         "alerts.yml": dump(alert_rules(topology)),
         "alertmanager.yml": dump(ALERTMANAGER_CONFIG),
         INSTANCE_TARGETS: render_instance_targets(topology),

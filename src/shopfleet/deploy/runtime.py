@@ -82,6 +82,7 @@ class RunState:
     drained: list[str] = field(default_factory=list)
     monitoring: bool = False  # `up --monitoring`: Prometheus, Alertmanager, exporters
     postgres: bool = False  # the instances use PostgreSQL (SHOPFLEET_DATABASE_URL)
+    autoscale: bool = False  # `up --autoscale` or [autoscaling] enabled
 
     def save(self, run_dir: RunDir) -> None:
         _write_atomic(run_dir.state_file, json.dumps(asdict(self), indent=2) + "\n")
@@ -150,6 +151,7 @@ def render_runtime(run_dir: RunDir, state: RunState) -> Topology:
         monitoring=state.monitoring,
         postgres_exporter=state.monitoring and state.postgres,
         redis_exporter=state.monitoring and state.redis_url is not None,
+        autoscale=state.autoscale,
     )
     _write_atomic(run_dir.supervisor_conf, supervisor.render_supervisor(topology, layout))
     write_nginx(run_dir, state)
@@ -158,7 +160,10 @@ def render_runtime(run_dir: RunDir, state: RunState) -> Topology:
         directory = run_dir.run / "monitoring"
         (directory / "targets").mkdir(parents=True, exist_ok=True)
         files = monitoring.runtime_files(
-            topology, postgres=state.postgres, redis=state.redis_url is not None
+            topology,
+            postgres=state.postgres,
+            redis=state.redis_url is not None,
+            autoscaler=state.autoscale,
         )
         for name, content in files.items():
             _write_atomic(directory / name, content)

@@ -29,6 +29,7 @@ class Layout:
     monitoring: bool = False  # run Prometheus, Alertmanager and the exporters too
     postgres_exporter: bool = False  # the instances use PostgreSQL: export it
     redis_exporter: bool = False  # the instances use a Redis: export it
+    autoscale: bool = False  # run the HPA controller (`up --autoscale`)
 
     @property
     def socket(self) -> str:
@@ -180,6 +181,8 @@ def render_supervisor(topology: Topology, layout: Layout) -> str:
     )
     if layout.monitoring:
         lines += _monitoring_programs(topology, layout)
+    if layout.autoscale:
+        lines += _helper(var, "autoscaler", f"{layout.python} -m shopfleet autoscaler --var {var}")
     # superlance's memmon restarts (stop + start: a graceful drain) any child past the ceiling.
     lines += _section(
         "eventlistener:memmon",

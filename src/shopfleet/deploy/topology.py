@@ -116,6 +116,11 @@ class Autoscaling(_Strict):
     memory_target: int = 80
     scale_up: ScalePolicy
     scale_down: ScalePolicy
+    # One machine (`shopfleet up --autoscale`, or enabled here): the controller's loop.
+    enabled: bool = False
+    period_seconds: float = Field(default=15, gt=0)  # kube-controller-manager's sync period
+    readiness_delay_seconds: float = Field(default=30, ge=0)  # a new instance's CPU is ignored
+    metrics_port: int = 9095
 
 
 class Process(_Strict):
