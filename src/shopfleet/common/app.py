@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 import orjson
@@ -23,6 +23,7 @@ from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
+from shopfleet.common.dbmetrics import instrument_engine
 from shopfleet.common.docs import docs_router
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
@@ -33,6 +34,10 @@ from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMidd
 from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenVerifier, load_internal_token
+from shopfleet.common.tracing import create_tracer_provider, trace_clients, tracing_requested
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("shopfleet.app")
 Hook = Callable[[FastAPI, "Resources"], Awaitable[None]]
@@ -71,23 +76,44 @@ class ServiceSpec:
     rate_limited: bool = False
 
 
+class AppOptions(TypedDict, total=False):
+    """What tests (and embedders) may pass to every service's `create_app`."""
+
+    http_transport: httpx.AsyncBaseTransport | None  # the network to other services
+    span_exporter: SpanExporter | None  # trace into this exporter (tests: in memory)
+
+
 def create_service_app(
     settings: Settings,
     spec: ServiceSpec,
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     """Build a service's ASGI app; all I/O happens in the lifespan, none at build time."""
     metrics = Metrics()
+    tracer_provider = (
+        create_tracer_provider(settings, span_exporter)
+        if span_exporter is not None or tracing_requested()
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        instrument_engine(
+            engine,
+            metrics,
+            slow_query_seconds=settings.slow_query_seconds,
+            tracer=tracer_provider.get_tracer("shopfleet.db") if tracer_provider else None,
+        )
         internal_token = load_internal_token(settings)
         http = ServiceClient(
             settings, metrics, internal_token=internal_token, transport=http_transport
         )
         redis = create_redis(settings)
+        if tracer_provider is not None:
+            trace_clients(tracer_provider, http=http.client, redis=redis)
         guard = RedisGuard(redis, metrics)
         resources = Resources(
             settings=settings,
@@ -139,6 +165,8 @@ def create_service_app(
             if resources.redis is not None:
                 await resources.redis.aclose()
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # flushes the spans still batched
             log.info("instance stopped")
 
     app = FastAPI(
@@ -172,7 +200,17 @@ def create_service_app(
         request_timeout=settings.request_timeout,
         max_body_size=settings.max_body_size,
         access_log_enabled=settings.access_log,
+        trace_ids=tracer_provider is not None,
     )
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Outermost: the server span covers everything, and the access log sees its id.
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            tracer_provider=tracer_provider,
+            exclude_spans=["receive", "send"],
+        )
     app.state.metrics = metrics
     app.state.settings = settings
     return app
@@ -225,6 +263,7 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
         if isinstance(pool, QueuePool):
             resources.metrics.db_pool_in_use.set(pool.checkedout())
             resources.metrics.db_pool_size.set(pool.size())
+            resources.metrics.db_pool_idle.set(pool.checkedin())
         payload, content_type = resources.metrics.render()
         return Response(payload, media_type=content_type)
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
 from shopfleet.common.metrics import Metrics
+from shopfleet.common.tracing import current_trace_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -51,6 +52,7 @@ class ServiceMiddleware:
         request_timeout: float,
         max_body_size: int,
         access_log_enabled: bool = True,
+        trace_ids: bool = False,
     ) -> None:
         self.app = app
         self.instance = instance.encode()
@@ -58,6 +60,7 @@ class ServiceMiddleware:
         self.request_timeout = request_timeout
         self.max_body_size = max_body_size
         self.access_log_enabled = access_log_enabled
+        self.trace_ids = trace_ids
 
     @staticmethod
     def _route_template(scope: Scope) -> str:
@@ -150,17 +153,17 @@ class ServiceMiddleware:
             self.metrics.requests.labels(method, route, status_label).inc()
             self.metrics.latency.labels(method, route, status_label).observe(elapsed)
             if self.access_log_enabled:
-                access_log.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": method,
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+                fields = {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                if self.trace_ids:
+                    fields["trace_id"] = current_trace_id()
+                access_log.info("request", extra=fields)
 
     def _check_body_headers(self, scope: Scope) -> tuple[int, str] | None:
         if scope["method"].encode() not in _BODY_METHODS:

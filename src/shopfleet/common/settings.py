@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     database_pool_min: int = Field(default=2, ge=0)
     database_pool_timeout: float = 5.0
     database_echo: bool = False
+    # Statements slower than this count in db_slow_queries_total and are logged.
+    slow_query_seconds: float = 0.5
 
     redis_url: str | None = None
     redis_key_prefix: str = "shopfleet:"

@@ -165,6 +165,12 @@ def _autoscaler(topology: Topology, service: Service) -> dict[str, Any]:
     }
 
 
+def autoscaler_spec(topology: Topology, service: Service) -> dict[str, Any]:
+    """The HPA spec of a service; the local autoscaler reads its numbers from it too."""
+    spec: dict[str, Any] = _autoscaler(topology, service)["spec"]
+    return spec
+
+
 def _disruption_budget(topology: Topology, service: Service) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",

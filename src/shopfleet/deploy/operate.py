@@ -89,13 +89,13 @@ def status(run_dir: RunDir, sample_seconds: float = 0.5) -> list[ProcessStatus]:
 
 
 def format_status(rows: list[ProcessStatus]) -> str:
-    header = f"{'NAME':<14} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
+    header = f"{'NAME':<18} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
     lines = [header]
     for row in rows:
         port = str(row.port) if row.port else "-"
         pid = str(row.pid) if row.pid else "-"
         lines.append(
-            f"{row.name:<14} {row.state:<9} {pid:>7} {port:>6} {_duration(row.uptime):>9} "
+            f"{row.name:<18} {row.state:<9} {pid:>7} {port:>6} {_duration(row.uptime):>9} "
             f"{row.rss_mb:>6.1f} MB {row.cpu_percent:>5.1f}%"
         )
     return "\n".join(lines)

@@ -118,6 +118,11 @@ class Autoscaling(_Strict):
     memory_target: int = 80
     scale_up: ScalePolicy
     scale_down: ScalePolicy
+    # One machine (`shopfleet up --autoscale`, or enabled here): the controller's loop.
+    enabled: bool = False
+    period_seconds: float = Field(default=15, gt=0)  # kube-controller-manager's sync period
+    readiness_delay_seconds: float = Field(default=30, ge=0)  # a new instance's CPU is ignored
+    metrics_port: int = 9095
 
 
 class Process(_Strict):
@@ -164,6 +169,25 @@ class Networks(_Strict):
         return str(ipaddress.ip_network(value, strict=True))
 
 
+class Monitoring(_Strict):
+    """Prometheus, Alertmanager and exporters, and the alert thresholds."""
+
+    scrape_interval: int = Field(default=5, ge=1, description="seconds")
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    redis_exporter_port: int = 9121
+    postgres_exporter_port: int = 9187
+    nginx_exporter_port: int = 9113
+    cpu_ratio: float = 0.8  # of an instance's CPU limit, for 5 minutes
+    memory_ratio: float = 0.9  # of the memory ceiling that restarts an instance
+    error_ratio: float = 0.05  # of a service's responses being 5xx
+    p99_seconds: float = 0.5
+    cache_hit_ratio: float = 0.5
+    pool_ratio: float = 0.9  # of an instance's database pool checked out
+    uneven_ratio: float = 3.0  # busiest / idlest instance of one service
+    stock_rejection_ratio: float = 0.25  # of orders rejected for short stock
+
+
 class Topology(_Strict):
     profile: str = "default"
     project: Project
@@ -174,6 +198,7 @@ class Topology(_Strict):
     redis: Redis
     local: Local = Local()
     networks: Networks = Networks()
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="before")
     @classmethod
