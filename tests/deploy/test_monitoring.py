@@ -313,3 +313,25 @@ def test_instance_targets_follow_the_scale() -> None:
         ["127.0.0.1:3031"],
     ]
     assert products[3]["labels"]["instance"] == "products-4"
+
+
+def test_compose_monitoring_overlay_is_valid_and_finds_every_replica(tmp_path: Path) -> None:
+    from shopfleet.deploy import compose_monitoring
+    from tests.deploy.test_compose import check_compose_schema
+
+    overlay = REPO_ROOT / compose_monitoring.PATH
+    assert check_compose_schema(REPO_ROOT / "docker-compose.yml", overlay).returncode == 0
+    services = yaml.safe_load(overlay.read_text())["services"]
+    assert {"prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {f"{job}-exporter" for job in ("redis", "postgres", "nginx")} <= set(services)
+    # Prometheus' config, with the rules where the container mounts them, passes promtool.
+    config = yaml.safe_load((REPO_ROOT / compose_monitoring.PROMETHEUS_CONFIG).read_text())
+    (instances,) = [c for c in config["scrape_configs"] if c["job_name"] == "shopfleet"]
+    dns = instances["dns_sd_configs"]
+    assert {(d["names"][0], d["port"]) for d in dns} == {
+        (s.name, s.port) for s in TOPOLOGY.ordered_services()
+    }
+    config["rule_files"] = [str(REPO_ROOT / monitoring.RULES)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = _promtool("check", "config", tmp_path / "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr

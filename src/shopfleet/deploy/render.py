@@ -7,6 +7,7 @@ from pathlib import Path
 
 from shopfleet.deploy import (
     compose,
+    compose_monitoring,
     dashboards,
     kubernetes,
     monitoring,
@@ -28,6 +29,7 @@ RENDERERS: list[Renderer] = [
     kubernetes.render_kubernetes,
     monitoring.render_monitoring,
     dashboards.render_dashboards,
+    compose_monitoring.render_compose_monitoring,
 ]
 
 
