@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_public_key_file: Path | None = None
     jwks_url: str | None = None
+    # How long a starting instance waits for the JWKS before it starts not-ready (see app.py).
+    jwks_startup_timeout: float = Field(default=10.0, ge=0)
     access_token_ttl: int = Field(default=900, ge=30)
     session_idle_timeout: int = Field(default=3600, ge=60)
 
