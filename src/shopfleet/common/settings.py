@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     http_timeout: float = 3.0
     breaker_failure_ratio: float = 0.5
     breaker_min_calls: int = 5
+    # Seed: open at 50 % errors, retry after 30 s. The 30 s is the cap of the probe pause,
+    # which starts at breaker_probe_delay and doubles per failed probe (see http.py).
     breaker_reset_timeout: float = 30.0
+    breaker_probe_delay: float = 1.0
 
     # Tokens.
     jwt_issuer: str = "shopfleet-auth"
