@@ -20,7 +20,7 @@ from shopfleet.auth.schemas import (
 )
 from shopfleet.auth.service import AuthContext, Issued
 from shopfleet.common.database import SessionDep
-from shopfleet.common.schemas import Page, PageDep, make_page
+from shopfleet.common.schemas import EmailQuery, Page, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 
 
@@ -91,7 +91,7 @@ async def jwks(ctx: ContextDep, response: Response) -> dict[str, object]:
 async def list_accounts(
     db: SessionDep,
     paging: PageDep,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    email: Annotated[EmailQuery | None, Query()] = None,
     role: Role | None = None,
     active: bool | None = None,
     ids: Annotated[list[uuid.UUID] | None, Query()] = None,
