@@ -194,3 +194,10 @@ async def test_hot_keys_are_warm_before_ready(make_platform: Any) -> None:
     assert detail.headers["x-cache"] == "HIT"
     assert listing.headers["x-cache"] == "HIT"
     assert product_id in [p["id"] for p in listing.json()["results"]]
+
+
+async def test_a_cache_hit_says_nosniff(cached_shop: Shop) -> None:
+    await _get(cached_shop, "/v1/categories")
+    hit = await cached_shop.client.get("/v1/categories")
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.headers["x-content-type-options"] == "nosniff"

@@ -80,7 +80,12 @@ class ServiceMiddleware:
         )
         scope.setdefault("state", {})["request_id"] = request_id
         method = scope["method"]
-        extra_headers = [(b"x-request-id", request_id.encode()), (b"x-instance", self.instance)]
+        extra_headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-instance", self.instance),
+            # Every answer is JSON (or the docs page): never let a browser guess otherwise.
+            (b"x-content-type-options", b"nosniff"),
+        ]
         status = 500
         response_started = False
 
