@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
+from shopfleet.common.app import ServiceSpec, create_service_app
 from shopfleet.common.errors import Unauthorized
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenSigner, TokenVerifier, public_jwk
+from tests.support import base_settings
 
 
 class SlowJwks:
@@ -116,3 +119,36 @@ async def test_prime_retries_until_auth_answers() -> None:
     assert not verifier.ready
     assert await verifier.jwks.prime(max_wait=5)  # type: ignore[union-attr]
     assert verifier.ready and calls == 3
+
+
+async def test_an_instance_without_keys_starts_not_ready_and_keeps_fetching(
+    tmp_path: Path,
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    auth_up = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not auth_up:
+            raise httpx.ConnectError("auth is down", request=request)
+        return httpx.Response(200, json={"keys": [public_jwk(key.public_key())]})
+
+    settings = base_settings("orders", "sqlite", tmp_path, jwt_public_key=None)
+    settings = settings.model_copy(update={"jwks_startup_timeout": 0.3})
+    app = create_service_app(
+        settings,
+        ServiceSpec(name="orders", title="t", routers=[]),
+        http_transport=httpx.MockTransport(handler),
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    async with app.router.lifespan_context(app), client:
+        # Auth down past the bounded wait: the instance runs, but says it is not ready.
+        ready = await client.get("/health/ready")
+        assert (ready.status_code, ready.json()["status"]) == (503, "starting")
+        assert (await client.get("/health/live")).status_code == 200
+        auth_up = True
+        for _ in range(100):
+            if (await client.get("/health/ready")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert (await client.get("/health/ready")).status_code == 200
+        assert app.state.resources.verifier.keys
