@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import StringConstraints
 
 from shopfleet.categories import service
 from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
 from shopfleet.common.http import ServiceClient
-from shopfleet.common.schemas import ApiModel, Page, PageDep, make_page
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Page, PageDep, SafeStr, make_page
 from shopfleet.common.security import AdminUser, InternalCaller
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
@@ -41,10 +42,9 @@ async def list_categories(
     db: SessionDep,
     paging: PageDep,
     parent_id: Annotated[
-        str | None,
+        Annotated[str, StringConstraints(max_length=64), SAFE_TEXT] | None,
         Query(
             alias="parentId",
-            max_length=64,
             description=f"Only the children of this category id; `{ROOT}` for top-level ones.",
         ),
     ] = None,
@@ -63,7 +63,7 @@ async def list_categories(
 
 
 @router.get("/{id_or_slug}", response_model=CategoryPublic)
-async def get_category(id_or_slug: str, db: SessionDep) -> Response:
+async def get_category(id_or_slug: SafeStr, db: SessionDep) -> Response:
     """Return a category by id or slug."""
     category = await service.find_category(db=db, id_or_slug=id_or_slug)
     return _json(CategoryPublic.model_validate(category))
@@ -78,7 +78,7 @@ async def create_category(body: CategoryCreate, db: SessionDep, _admin: AdminUse
 
 @router.patch("/{category_id}", response_model=CategoryPublic)
 async def update_category(
-    category_id: str, body: CategoryUpdate, db: SessionDep, _admin: AdminUser
+    category_id: SafeStr, body: CategoryUpdate, db: SessionDep, _admin: AdminUser
 ) -> Response:
     """Change a category's name, slug, description or parent."""
     category = await service.update_category(db=db, category_id=category_id, changes=body)
@@ -87,7 +87,7 @@ async def update_category(
 
 @router.delete("/{category_id}", status_code=204)
 async def delete_category(
-    category_id: str, request: Request, db: SessionDep, _admin: AdminUser
+    category_id: SafeStr, request: Request, db: SessionDep, _admin: AdminUser
 ) -> Response:
     """Delete a category that has no child categories and no products."""
     await service.delete_category(db=db, http=_http(request), category_id=category_id)
@@ -95,6 +95,6 @@ async def delete_category(
 
 
 @internal.get("/categories/{id_or_slug}", response_model=CategoryPublic)
-async def lookup_category(id_or_slug: str, db: SessionDep) -> Response:
+async def lookup_category(id_or_slug: SafeStr, db: SessionDep) -> Response:
     category = await service.find_category(db=db, id_or_slug=id_or_slug)
     return _json(CategoryPublic.model_validate(category))

@@ -147,15 +147,19 @@ def create_service_app(
                 "(set SHOPFLEET_REDIS_URL to share them)"
             )
         app.state.resources = resources
+        jwks_task: asyncio.Task[None] | None = None
         try:
             for hook in spec.startup:
                 await hook(app, resources)
+            jwks_task = await _prime_token_keys(resources)
             resources.ready = True
             log.info("instance ready", extra={"version": __version__})
             yield
         finally:
             resources.ready = False
             resources.draining = True
+            if jwks_task is not None:
+                jwks_task.cancel()
             for hook in reversed(spec.shutdown):
                 try:
                     await hook(app, resources)
@@ -216,6 +220,22 @@ def create_service_app(
     return app
 
 
+async def _prime_token_keys(resources: Resources) -> asyncio.Task[None] | None:
+    """Fetch auth's JWKS before reporting ready, so a cold instance accepts valid tokens.
+
+    The wait is bounded: if auth is unreachable the instance starts anyway but stays
+    not-ready (503 on /health/ready) while a background task keeps fetching, rather than
+    crash-looping; a request that does arrive waits for that fetch instead of failing.
+    """
+    verifier = resources.verifier
+    if verifier.ready or verifier.jwks is None:
+        return None  # keys configured (a static public key, or auth's own signing key)
+    if await verifier.jwks.prime(max_wait=resources.settings.jwks_startup_timeout):
+        return None
+    log.warning("no token keys yet: not ready until auth's JWKS is fetched")
+    return asyncio.get_running_loop().create_task(verifier.jwks.keep_trying())
+
+
 def _resources(app: FastAPI) -> Resources | None:
     return getattr(app.state, "resources", None)
 
@@ -235,7 +255,7 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> Response:
         resources: Resources = request.app.state.resources
-        ok = resources.ready and not resources.draining
+        ok = resources.ready and resources.verifier.ready and not resources.draining
         body = {"status": "ready" if ok else ("draining" if resources.draining else "starting")}
         return _json(body, 200 if ok else 503)
 

@@ -124,7 +124,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
-    return path or "body"
+    # An unknown field's name is the client's text: an unpaired surrogate in it would not
+    # even serialise, so name it by escapes.
+    return path.encode("utf-8", "backslashreplace").decode() or "body"
 
 
 async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:

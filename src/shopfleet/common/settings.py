@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     http_timeout: float = 3.0
     breaker_failure_ratio: float = 0.5
     breaker_min_calls: int = 5
+    # Seed: open at 50 % errors, retry after 30 s. The 30 s is the cap of the probe pause,
+    # which starts at breaker_probe_delay and doubles per failed probe (see http.py).
     breaker_reset_timeout: float = 30.0
+    breaker_probe_delay: float = 1.0
 
     # Tokens.
     jwt_issuer: str = "shopfleet-auth"
@@ -54,6 +57,8 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_public_key_file: Path | None = None
     jwks_url: str | None = None
+    # How long a starting instance waits for the JWKS before it starts not-ready (see app.py).
+    jwks_startup_timeout: float = Field(default=10.0, ge=0)
     access_token_ttl: int = Field(default=900, ge=30)
     session_idle_timeout: int = Field(default=3600, ge=60)
 

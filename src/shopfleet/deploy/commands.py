@@ -23,9 +23,13 @@ def render(
 ) -> None:
     """Render every deployment file of the default profile into the repository."""
     from shopfleet.deploy import render as registry
-    from shopfleet.deploy.topology import load_topology
+    from shopfleet.deploy.topology import TopologyError, load_topology
 
-    files = registry.render_all(load_topology(topology_path))
+    try:
+        topology = load_topology(topology_path)
+    except TopologyError as exc:
+        raise _fail(exc) from None
+    files = registry.render_all(topology)
     if check:
         differing = registry.check(files, root)
         for path in differing:
@@ -72,6 +76,7 @@ def up(
 
     from shopfleet.deploy import local, operate
     from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.topology import TopologyError
 
     run_dir = RunDir(var.resolve())
     try:
@@ -84,7 +89,7 @@ def up(
             autoscale=autoscale,
         )
         rows = operate.status(run_dir)
-    except OperateError as exc:
+    except (OperateError, TopologyError) as exc:
         raise _fail(exc) from None
     gateway = state.topology_now().gateway
     typer.echo(operate.format_status(rows))

@@ -16,7 +16,8 @@ from shopfleet.deploy.topology import Gateway
 # Headers every answer of the gateway carries (proxied, cached or made by nginx).
 SECURITY_HEADERS = ("add_header X-Content-Type-Options nosniff always;",)
 # The instances' cache key is a debugging aid for operators, not for the public.
-PUBLIC_HIDDEN_HEADERS = ("X-Cache-Key",)
+# X-Cache-Key is internal; nosniff the gateway adds itself (SECURITY_HEADERS), once.
+PUBLIC_HIDDEN_HEADERS = ("X-Cache-Key", "X-Content-Type-Options")
 
 # (status, location, title, detail): every error nginx itself may answer. Internal URIs,
 # not named locations: nginx cannot redirect a request whose line it could not parse (400,

@@ -7,7 +7,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shopfleet.common.settings import SERVICES
 
@@ -228,17 +235,43 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class TopologyError(ValueError):
+    """The topology file is missing, unreadable or invalid; the message says which and why."""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TopologyError(
+            f"no topology file at {path.resolve()}: run shopfleet from the repository root, "
+            "or name the file with --topology (or SHOPFLEET_TOPOLOGY)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError(f"cannot read the topology file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"the topology file {path} is not valid TOML: {exc}") from None
+
+
 def load_topology(path: Path = DEFAULT_PATH, profile: str = "default") -> Topology:
     """Read the topology file, apply a profile's overlay, and validate the result."""
-    data = tomllib.loads(path.read_text())
+    data = _read(path)
     profiles: dict[str, Any] = data.pop("profiles", {})
     if profile != "default":
         if profile not in profiles:
-            raise ValueError(f"unknown profile {profile!r}; known: default, {', '.join(profiles)}")
+            known = ", ".join(["default", *profiles])
+            raise TopologyError(f"unknown profile {profile!r} in {path}; known: {known}")
         data = _merge(data, profiles[profile])
     data["profile"] = profile
-    return Topology.model_validate(data)
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise TopologyError(f"the topology file {path} is not valid: {problems}") from None
 
 
 def profiles(path: Path = DEFAULT_PATH) -> list[str]:
-    return ["default", *tomllib.loads(path.read_text()).get("profiles", {})]
+    return ["default", *_read(path).get("profiles", {})]

@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.app import Resources
-from shopfleet.common.cached_reads import CachedRoute, warm
+from shopfleet.common.cached_reads import (
+    CachedRoute,
+    bool_value,
+    decimal_value,
+    int_value,
+    set_value,
+    text_value,
+    warm,
+)
 from shopfleet.common.database import invalidate_after_commit
 from shopfleet.products.models import Product
 
@@ -43,6 +51,22 @@ def _detail_key(match: re.Match[str], query: str) -> str | None:
     return f"products:detail:{product_id}" + (f"?{query}" if query else "")
 
 
+# What GET /v1/products reads (products/listing.py); tests/products/test_cache.py checks
+# the two agree.
+LIST_QUERY = {
+    "page": int_value,
+    "limit": int_value,
+    "category": text_value,
+    "inStock": bool_value,
+    "minPrice": decimal_value,
+    "maxPrice": decimal_value,
+    "q": text_value,
+    "sort": text_value,
+    "fields": set_value,
+    "cursor": text_value,
+}
+DETAIL_QUERY = {"fields": set_value}
+
 CACHED_ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/products"),
@@ -50,6 +74,7 @@ CACHED_ROUTES = [
         scope=lambda match: LIST_SCOPE,
         key=lambda match, query: f"products:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
+        query=LIST_QUERY,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
@@ -57,6 +82,7 @@ CACHED_ROUTES = [
         scope=lambda match: detail_scope(match["id"]),
         key=_detail_key,
         ttl=lambda settings: settings.cache_detail_ttl,
+        query=DETAIL_QUERY,
     ),
 ]
 
