@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.private_postgres import PrivateServer, private_postgres
-from tests.support import ServiceProcess, start_service, test_env
+from tests.support import REPO_ROOT, ServiceProcess, start_service, test_env
 
 MAX_CONNECTIONS = 20
 RESERVED_FOR_SUPERUSER = 3  # the test's own view of the server always gets in
@@ -209,3 +209,34 @@ async def _live(url: str) -> bool:
 
 async def _is_ready(url: str) -> bool:
     return await _ready_status(url) == 200
+
+
+def test_up_refuses_a_topology_the_server_cannot_hold(
+    server: PrivateServer, tmp_path: Path
+) -> None:
+    # The seed fits its own assumption (78 <= 100 - 10), not this server's 20.
+    env = _env(server, tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shopfleet",
+            "up",
+            "--detach",
+            "--topology",
+            str(REPO_ROOT / "shopfleet.toml"),
+            "--var",
+            str(tmp_path / "var"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: connection budget exceeded: 13 instances may open 78"), line
+    assert f"the server's max_connections {MAX_CONNECTIONS} - 10 reserved" in line
+    assert not (tmp_path / "var" / "run").exists()  # nothing rendered, nothing started

@@ -22,10 +22,16 @@ def render(
     root: Annotated[Path, typer.Option(help="Repository root to write under")] = Path("."),
 ) -> None:
     """Render every deployment file of the default profile into the repository."""
+    from shopfleet.deploy import budget
     from shopfleet.deploy import render as registry
     from shopfleet.deploy.topology import load_topology
 
-    files = registry.render_all(load_topology(topology_path))
+    topology = load_topology(topology_path)
+    try:
+        budget.check_topology(topology)
+    except budget.BudgetError as exc:
+        raise _fail(exc) from None
+    files = registry.render_all(topology)
     if check:
         differing = registry.check(files, root)
         for path in differing:
