@@ -125,3 +125,8 @@ def test_render_refuses_a_topology_over_budget_in_one_line(tmp_path: Path) -> No
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: connection budget exceeded: 13 instances may open 130")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pool_floor_above_the_pool_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="pool_min 8 > pool_size 6"):
+        topology(pool_min=8)

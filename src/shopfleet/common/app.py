@@ -125,19 +125,14 @@ def create_service_app(
                 "(set SHOPFLEET_REDIS_URL to share them)"
             )
         app.state.resources = resources
+        pool_floor = min(settings.database_pool_min, settings.database_pool_size)
         reaper = asyncio.create_task(
-            run_idle_reaper(
-                engine,
-                idle_seconds=settings.database_idle_timeout,
-                keep=settings.database_pool_min,
-            )
+            run_idle_reaper(engine, idle_seconds=settings.database_idle_timeout, keep=pool_floor)
         )
         try:
             # The floor of the pool, open before the first request; a database that
             # refuses now keeps /health/ready at 503 until it accepts, not the start.
-            await open_connections(
-                engine, settings.database_pool_min, within=settings.database_pool_timeout
-            )
+            await open_connections(engine, pool_floor, within=settings.database_pool_timeout)
             for hook in spec.startup:
                 await hook(app, resources)
             resources.ready = True

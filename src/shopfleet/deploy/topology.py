@@ -53,6 +53,12 @@ class Service(_Strict):
     pool_min: int | None = Field(default=None, ge=0)
     pool_idle_timeout: int | None = Field(default=None, ge=1)
 
+    @model_validator(mode="after")
+    def _floor_within_pool(self) -> Service:
+        if (self.pool_min or 0) > (self.pool_size or self.pool_min or 0):
+            raise ValueError(f"{self.name}: pool_min {self.pool_min} > pool_size {self.pool_size}")
+        return self
+
     @property
     def pool(self) -> int:
         """Database connections one instance may hold."""
