@@ -62,6 +62,8 @@ def write_topology(
     data["gateway"].update(gateway or {})
     data["process"].update(process or {})
     data["local"] = {"redis_port": free_port()}
+    # Small pools: e2e runs share the test PostgreSQL (pool sizes come from the topology).
+    data["database"]["pool_size"] = 2
     path = directory / "shopfleet.toml"
     path.write_text("\n".join(_toml_tables(data, "")) + "\n")
     return path
@@ -74,7 +76,6 @@ def base_env(var: Path, **extra: str) -> dict[str, str]:
         SHOPFLEET_ARGON2_TIME_COST="1",
         SHOPFLEET_ARGON2_MEMORY_COST="1024",
         SHOPFLEET_ARGON2_PARALLELISM="1",
-        SHOPFLEET_DATABASE_POOL_SIZE="2",
     )
     env.update(extra)
     return env
