@@ -107,7 +107,8 @@ def create_service_app(
                 else None
             ),
             internal_token=internal_token,
-            database_probe=DatabaseProbe(engine, timeout=settings.database_pool_timeout),
+            # Answers within the probes' 2 s timeout even while a connect hangs.
+            database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
         if spec.rate_limited and settings.rate_limit_enabled:
             resources.extras["rate_limiter"] = RateLimiter(
