@@ -48,6 +48,7 @@ def write_topology(
     instances: dict[str, int] | None = None,
     gateway: dict[str, Any] | None = None,
     process: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> Path:
     """The repository's topology with every port moved to a free one, plus overrides."""
     data = tomllib.loads((REPO_ROOT / "shopfleet.toml").read_text())
@@ -64,6 +65,7 @@ def write_topology(
     data["local"] = {"redis_port": free_port()}
     # Small pools: e2e runs share the test PostgreSQL (pool sizes come from the topology).
     data["database"]["pool_size"] = 2
+    data["database"].update(database or {})
     path = directory / "shopfleet.toml"
     path.write_text("\n".join(_toml_tables(data, "")) + "\n")
     return path
