@@ -237,7 +237,13 @@ def test_network_policies_fence_the_data_stores() -> None:
     ]
     (postgres_rule,) = policies["postgres"]["spec"]["ingress"]
     (selector,) = postgres_rule["from"]
-    assert selector["podSelector"]["matchExpressions"][0]["values"] == ["service", "migration"]
+    # The seed's HPA maximums exceed the connection budget: pods reach PostgreSQL through
+    # PgBouncer only; the migration Job connects directly, within the reserve.
+    assert selector["podSelector"]["matchExpressions"][0]["values"] == ["pooler", "migration"]
+    (pooler_rule,) = policies["pgbouncer"]["spec"]["ingress"]
+    assert pooler_rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}
+    ]
     sources = policies["services"]["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector", "podSelector"} == set(sources[0])
     assert sources[1] == {

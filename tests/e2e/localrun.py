@@ -57,6 +57,7 @@ def write_topology(
     process: dict[str, Any] | None = None,
     services: dict[str, dict[str, Any]] | None = None,
     autoscaling: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> Path:
     """The repository's topology with every port moved to a free one, plus overrides."""
     data = tomllib.loads((REPO_ROOT / "shopfleet.toml").read_text())
@@ -77,6 +78,9 @@ def write_topology(
     data.setdefault("monitoring", {}).update(
         {f"{name}_port": free_port() for name in MONITORING_PORTS}
     )
+    # Small pools: e2e runs share the test PostgreSQL (pool sizes come from the topology).
+    data["database"]["pool_size"] = 2
+    data["database"].update(database or {})
     path = directory / "shopfleet.toml"
     path.write_text("\n".join(_toml_tables(data, "")) + "\n")
     return path
@@ -89,7 +93,6 @@ def base_env(var: Path, **extra: str) -> dict[str, str]:
         SHOPFLEET_ARGON2_TIME_COST="1",
         SHOPFLEET_ARGON2_MEMORY_COST="1024",
         SHOPFLEET_ARGON2_PARALLELISM="1",
-        SHOPFLEET_DATABASE_POOL_SIZE="2",
     )
     env.update(extra)
     return env

@@ -30,6 +30,7 @@ from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
 from shopfleet.common.openapi import install_problem_schema
+from shopfleet.common.pool import DatabaseProbe, open_connections, run_idle_reaper
 from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
 from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
@@ -57,6 +58,7 @@ class Resources:
     redis_guard: RedisGuard
     cache: ResponseCache | None
     internal_token: str | None
+    database_probe: DatabaseProbe
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     draining: bool = False
@@ -130,6 +132,8 @@ def create_service_app(
                 else None
             ),
             internal_token=internal_token,
+            # Answers within the probes' 2 s timeout even while a connect hangs.
+            database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
         if spec.rate_limited and settings.rate_limit_enabled:
             resources.extras["rate_limiter"] = RateLimiter(
@@ -148,7 +152,14 @@ def create_service_app(
             )
         app.state.resources = resources
         jwks_task: asyncio.Task[None] | None = None
+        pool_floor = min(settings.database_pool_min, settings.database_pool_size)
+        reaper = asyncio.create_task(
+            run_idle_reaper(engine, idle_seconds=settings.database_idle_timeout, keep=pool_floor)
+        )
         try:
+            # The floor of the pool, open before the first request; a database that
+            # refuses now keeps /health/ready at 503 until it accepts, not the start.
+            await open_connections(engine, pool_floor, within=settings.database_pool_timeout)
             for hook in spec.startup:
                 await hook(app, resources)
             jwks_task = await _prime_token_keys(resources)
@@ -165,6 +176,7 @@ def create_service_app(
                     await hook(app, resources)
                 except Exception:
                     log.exception("shutdown hook failed")
+            reaper.cancel()
             await http.aclose()
             if resources.redis is not None:
                 await resources.redis.aclose()
@@ -255,9 +267,13 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> Response:
         resources: Resources = request.app.state.resources
-        ok = resources.ready and resources.verifier.ready and not resources.draining
-        body = {"status": "ready" if ok else ("draining" if resources.draining else "starting")}
-        return _json(body, 200 if ok else 503)
+        if resources.draining or not resources.ready or not resources.verifier.ready:
+            body = {"status": "draining" if resources.draining else "starting"}
+            return _json(body, 503)
+        # Out of rotation while no database connection can be had (server full or down).
+        if not await resources.database_probe.ok():
+            return _json({"status": "database unavailable"}, 503)
+        return _json({"status": "ready"}, 200)
 
     @router.get("/health")
     async def health(request: Request) -> Response:

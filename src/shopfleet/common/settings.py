@@ -26,9 +26,17 @@ class Settings(BaseSettings):
     # A PostgreSQL URL is shared by every service; each keeps its tables in its own schema.
     database_url: str | None = None
     database_schema_prefix: str = ""
-    database_pool_size: int = Field(default=10, ge=1)
+    # Pool sizes come from the topology's connection budget ([database] in shopfleet.toml):
+    # every instance's pool together stays under PostgreSQL's max_connections.
+    database_pool_size: int = Field(default=6, ge=1)
+    # Connections an idle instance keeps open (opened at start); the rest close once idle
+    # for database_idle_timeout seconds, so a burst's connections go back to the server.
     database_pool_min: int = Field(default=2, ge=0)
+    database_idle_timeout: float = Field(default=30.0, gt=0)
     database_pool_timeout: float = 5.0
+    # Behind PgBouncer in transaction mode (Kubernetes beyond the budget): no named
+    # prepared statements survive a transaction, and no search_path at connect time.
+    database_pgbouncer: bool = False
     database_echo: bool = False
     # Statements slower than this count in db_slow_queries_total and are logged.
     slow_query_seconds: float = 0.5

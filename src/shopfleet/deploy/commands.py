@@ -22,12 +22,14 @@ def render(
     root: Annotated[Path, typer.Option(help="Repository root to write under")] = Path("."),
 ) -> None:
     """Render every deployment file of the default profile into the repository."""
+    from shopfleet.deploy import budget
     from shopfleet.deploy import render as registry
     from shopfleet.deploy.topology import TopologyError, load_topology
 
     try:
         topology = load_topology(topology_path)
-    except TopologyError as exc:
+        budget.check_topology(topology)
+    except (TopologyError, budget.BudgetError) as exc:
         raise _fail(exc) from None
     files = registry.render_all(topology)
     if check:

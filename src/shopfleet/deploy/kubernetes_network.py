@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shopfleet.deploy.budget import uses_pgbouncer
 from shopfleet.deploy.kubernetes_platform import (
     INGRESS_CONTROLLER,
     INGRESS_NAMESPACE,
@@ -114,12 +115,14 @@ def network_policies(topology: Topology) -> list[Document]:
     monitoring = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}
     }
+    # Behind PgBouncer, only it and the migration Job (within the reserve) reach PostgreSQL.
+    pooled = uses_pgbouncer(topology)
     clients = {
         "matchExpressions": [
             {
                 "key": "app.kubernetes.io/component",
                 "operator": "In",
-                "values": ["service", "migration"],
+                "values": ["pooler" if pooled else "service", "migration"],
             }
         ]
     }
@@ -147,4 +150,15 @@ def network_policies(topology: Topology) -> list[Document]:
             {"matchLabels": {"app.kubernetes.io/name": "postgres"}},
             [{"from": [{"podSelector": clients}], "ports": _tcp(5432)}],
         ),
-    ]
+    ] + (
+        [
+            _policy(
+                topology,
+                "pgbouncer",
+                {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}},
+                [{"from": [{"podSelector": services}], "ports": _tcp(6432)}],
+            )
+        ]
+        if pooled
+        else []
+    )

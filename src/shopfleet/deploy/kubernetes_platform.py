@@ -168,6 +168,8 @@ def _postgres(topology: Topology) -> list[Document]:
     container = {
         "name": "postgres",
         "image": POSTGRES_IMAGE,
+        # The connection budget (shopfleet.toml [database]) assumes this limit.
+        "args": ["postgres", "-c", f"max_connections={topology.database.max_connections}"],
         "ports": [{"name": "postgres", "containerPort": 5432}],
         "env": [
             {"name": "POSTGRES_DB", "value": DATABASE},

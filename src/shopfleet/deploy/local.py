@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from shopfleet.deploy import budget
 from shopfleet.deploy.nginx import instance_name
 from shopfleet.deploy.runtime import (
     OperateError,
@@ -128,6 +129,10 @@ def up(
     if supervisor.alive():
         raise OperateError(f"already running from {run_dir.var}: see `shopfleet status`")
     topology = load_topology(topology_path, profile)
+    try:
+        budget.check_run(topology)
+    except budget.BudgetError as exc:
+        raise OperateError(str(exc)) from None
     redis_url, private_port = _choose_redis(topology, echo)
     state = RunState(
         topology=str(topology_path.resolve()),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from shopfleet.deploy import budget
 from shopfleet.deploy.local import Echo, instance_ports, migrate, wait_ready
 from shopfleet.deploy.nginx import instance_name
 from shopfleet.deploy.runtime import (
@@ -18,6 +19,7 @@ from shopfleet.deploy.runtime import (
     Supervisor,
     operation_lock,
     render_runtime,
+    with_scale,
     write_nginx,
 )
 
@@ -192,6 +194,10 @@ def _scale(*, run_dir: RunDir, service: str, count: int, echo: Echo) -> None:
         return
     stop_timeout = state.topology_now().process.shutdown_timeout + 10
     if count > old:
+        try:
+            budget.check_run(with_scale(state.topology_now(), {**state.scale, service: count}))
+        except budget.BudgetError as exc:
+            raise OperateError(str(exc)) from None
         added = [instance_name(service, index) for index in range(old + 1, count + 1)]
         if old == 0:
             migrate(run_dir, [service])

@@ -56,6 +56,23 @@ class Service(_Strict):
     resources: Resources
     cache: Cache | None = None
     rate_limit: RateLimit | None = None
+    # Per instance; unset means [database]'s (filled in when the topology loads).
+    pool_size: int | None = Field(default=None, ge=1)
+    pool_min: int | None = Field(default=None, ge=0)
+    pool_idle_timeout: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _floor_within_pool(self) -> Service:
+        if (self.pool_min or 0) > (self.pool_size or self.pool_min or 0):
+            raise ValueError(f"{self.name}: pool_min {self.pool_min} > pool_size {self.pool_size}")
+        return self
+
+    @property
+    def pool(self) -> int:
+        """Database connections one instance may hold."""
+        if self.pool_size is None:
+            raise ValueError(f"{self.name}: pool size not resolved from [database]")
+        return self.pool_size
 
     def instance_port(self, index: int) -> int:
         """Port of instance `index` (1-based): base + 10 * (index - 1)."""
@@ -71,6 +88,12 @@ class Service(_Strict):
         if self.rate_limit is not None:
             env["SHOPFLEET_RATE_LIMIT_REQUESTS"] = str(self.rate_limit.requests)
             env["SHOPFLEET_RATE_LIMIT_WINDOW"] = str(self.rate_limit.window)
+        if self.pool_size is not None:
+            env["SHOPFLEET_DATABASE_POOL_SIZE"] = str(self.pool_size)
+        if self.pool_min is not None:
+            env["SHOPFLEET_DATABASE_POOL_MIN"] = str(self.pool_min)
+        if self.pool_idle_timeout is not None:
+            env["SHOPFLEET_DATABASE_IDLE_TIMEOUT"] = str(self.pool_idle_timeout)
         return env
 
 
@@ -150,6 +173,28 @@ class Redis(_Strict):
     resources: Resources
 
 
+class Database(_Strict):
+    """The PostgreSQL connection budget (docs/deployment.md, "Connection budget").
+
+    Every instance's pool together (for Kubernetes: every HPA at its maximum) must fit in
+    max_connections - reserved; `render` checks this value, `up` and `scale` the server's.
+    """
+
+    max_connections: int = Field(default=100, ge=1)  # the server's (rendered for Kubernetes)
+    reserved: int = Field(default=10, ge=0)  # migrations, psql, exporters, superuser slots
+    pool_size: int = Field(default=6, ge=1)  # per instance, unless a service sets its own
+    pool_min: int = Field(default=2, ge=0)  # kept open by an idle instance
+    idle_timeout: int = Field(default=30, ge=1)  # seconds before a surplus connection closes
+    # Kubernetes: "auto" puts PgBouncer in front when the HPA maximums do not fit.
+    pooler: Literal["auto", "pgbouncer", "none"] = "auto"
+    pgbouncer_image: str = "shopfleet-pgbouncer:latest"
+
+    @property
+    def budget(self) -> int:
+        """Connections the services may hold together."""
+        return self.max_connections - self.reserved
+
+
 class Local(_Strict):
     """One-machine runs (`shopfleet up`)."""
 
@@ -203,6 +248,7 @@ class Topology(_Strict):
     process: Process
     services: dict[str, Service]
     redis: Redis
+    database: Database = Database()
     local: Local = Local()
     networks: Networks = Networks()
     monitoring: Monitoring = Monitoring()
@@ -215,6 +261,12 @@ class Topology(_Strict):
             if name not in SERVICES:
                 raise ValueError(f"unknown service {name!r}")
             service.setdefault("name", name)
+            database = data.get("database", {})
+            service.setdefault("pool_size", database.get("pool_size", Database().pool_size))
+            service.setdefault("pool_min", database.get("pool_min", Database().pool_min))
+            service.setdefault(
+                "pool_idle_timeout", database.get("idle_timeout", Database().idle_timeout)
+            )
         missing = set(SERVICES) - set(services)
         if missing:
             raise ValueError(f"services missing from the topology: {sorted(missing)}")

@@ -21,6 +21,7 @@ from shopfleet.common.cached_reads import (
     warm,
 )
 from shopfleet.common.database import invalidate_after_commit
+from shopfleet.common.errors import is_connection_failure
 from shopfleet.products.models import Product
 
 log = logging.getLogger("shopfleet.products.cache")
@@ -91,12 +92,20 @@ async def warm_product_cache(app: FastAPI, resources: Resources) -> None:
     """Cache the first list page and the most recent products before reporting ready."""
     if resources.cache is None:
         return
-    async with resources.sessionmaker() as db:
-        recent = await db.scalars(
-            select(Product.id)
-            .order_by(Product.created_at.desc(), Product.id.desc())
-            .limit(resources.settings.cache_warm_recent)
-        )
-        paths = ["/v1/products", *(f"/v1/products/{product_id}" for product_id in recent)]
+    try:
+        async with resources.sessionmaker() as db:
+            recent = await db.scalars(
+                select(Product.id)
+                .order_by(Product.created_at.desc(), Product.id.desc())
+                .limit(resources.settings.cache_warm_recent)
+            )
+            paths = ["/v1/products", *(f"/v1/products/{product_id}" for product_id in recent)]
+    except Exception as exc:
+        if not is_connection_failure(exc):
+            raise
+        # A full or restarting database must not stop the instance: it starts cold and
+        # stays out of rotation (/health/ready) until it can get a connection.
+        log.warning("cache not warmed: database unavailable", extra={"error": repr(exc)})
+        return
     warmed = await warm(app, paths)
     log.info("cache warmed", extra={"entries": warmed})
