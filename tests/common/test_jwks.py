@@ -6,12 +6,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from shopfleet.common.app import ServiceSpec, create_service_app
-from shopfleet.common.errors import Unauthorized
+from shopfleet.common.errors import DependencyUnavailable, Unauthorized
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenSigner, TokenVerifier, public_jwk
 from tests.support import base_settings
@@ -121,7 +122,7 @@ async def test_prime_retries_until_auth_answers() -> None:
     assert verifier.ready and calls == 3
 
 
-async def test_an_instance_without_keys_starts_not_ready_and_keeps_fetching(
+async def test_an_instance_without_keys_serves_anonymous_reads_and_keeps_fetching(
     tmp_path: Path,
 ) -> None:
     key = Ed25519PrivateKey.generate()
@@ -141,14 +142,18 @@ async def test_an_instance_without_keys_starts_not_ready_and_keeps_fetching(
     )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     async with app.router.lifespan_context(app), client:
-        # Auth down past the bounded wait: the instance runs, but says it is not ready.
-        ready = await client.get("/health/ready")
-        assert (ready.status_code, ready.json()["status"]) == (503, "starting")
-        assert (await client.get("/health/live")).status_code == 200
+        # Auth down past the bounded wait: the instance is ready (anonymous reads need no
+        # key), and a token cannot be checked yet: 503 with Retry-After, not a 401.
+        assert (await client.get("/health/ready")).status_code == 200
+        verifier = app.state.resources.verifier
+        token = jwt.encode(
+            {"sub": "u", "role": "customer"}, key, algorithm="EdDSA", headers={"kid": "k"}
+        )
+        with pytest.raises(DependencyUnavailable):
+            await verifier.verify(token)
         auth_up = True
         for _ in range(100):
-            if (await client.get("/health/ready")).status_code == 200:
+            if verifier.keys:
                 break
             await asyncio.sleep(0.05)
-        assert (await client.get("/health/ready")).status_code == 200
-        assert app.state.resources.verifier.keys
+        assert verifier.keys

@@ -235,16 +235,17 @@ def create_service_app(
 async def _prime_token_keys(resources: Resources) -> asyncio.Task[None] | None:
     """Fetch auth's JWKS before reporting ready, so a cold instance accepts valid tokens.
 
-    The wait is bounded: if auth is unreachable the instance starts anyway but stays
-    not-ready (503 on /health/ready) while a background task keeps fetching, rather than
-    crash-looping; a request that does arrive waits for that fetch instead of failing.
+    The wait is bounded: if auth is unreachable the instance becomes ready anyway (its
+    anonymous reads need no key; auth's outage must not take the catalog down) while a
+    background task keeps fetching. A signed-in request meanwhile joins that fetch and,
+    if there is still no key, gets a 503 with Retry-After, never a 401 that signs out.
     """
     verifier = resources.verifier
     if verifier.ready or verifier.jwks is None:
         return None  # keys configured (a static public key, or auth's own signing key)
     if await verifier.jwks.prime(max_wait=resources.settings.jwks_startup_timeout):
         return None
-    log.warning("no token keys yet: not ready until auth's JWKS is fetched")
+    log.warning("no token keys yet: signed-in requests get 503 until auth's JWKS is fetched")
     return asyncio.get_running_loop().create_task(verifier.jwks.keep_trying())
 
 
@@ -267,7 +268,7 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> Response:
         resources: Resources = request.app.state.resources
-        if resources.draining or not resources.ready or not resources.verifier.ready:
+        if resources.draining or not resources.ready:
             body = {"status": "draining" if resources.draining else "starting"}
             return _json(body, 503)
         # Out of rotation while no database connection can be had (server full or down).

@@ -66,6 +66,7 @@ class JwksFetcher:
         trusted = {_origin(http.base_url), *(_origin(httpx.URL(u)) for u in trusted_urls)}
         self.send_credential = _origin(target) in trusted
         self.fetched_once = False
+        self.last_fetch_ok = False  # the latest finished fetch got the keys
         self.started = 0  # fetches started, and finished (successfully or not)
         self.finished = 0
         self._in_flight: asyncio.Task[bool] | None = None
@@ -113,10 +114,11 @@ class JwksFetcher:
             if not keys:
                 raise ValueError("the JWKS holds no Ed25519 key")
             self.on_keys(keys)
-            self.fetched_once = True
+            self.fetched_once = self.last_fetch_ok = True
             return True
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("could not fetch the JWKS", extra={"error": repr(exc)})
+            self.last_fetch_ok = False
             return False
         finally:
             # The interval counts from the end of a fetch: a slow JWKS is never fetched twice

@@ -20,7 +20,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shopfleet.common.errors import Unauthorized
+from shopfleet.common.errors import DependencyUnavailable, Unauthorized
 from shopfleet.common.jwks import JwksFetcher
 from shopfleet.common.settings import Settings
 
@@ -216,6 +216,10 @@ class TokenVerifier:
             await self.jwks.wait_for(lambda: kid in self.keys, max_wait=_UNKNOWN_KEY_WAIT)
         key = self.keys.get(kid)
         if key is None:
+            if self.jwks is not None and not self.jwks.last_fetch_ok:
+                # Auth's keys could not be fetched: the token may well be valid, so a 401
+                # (which signs the customer out) would be wrong. Try again shortly.
+                raise DependencyUnavailable("Token keys are unavailable.", retry_after=2)
             raise Unauthorized("The access token was signed by an unknown key.")
         try:
             claims = jwt.decode(
