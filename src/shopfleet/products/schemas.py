@@ -153,8 +153,13 @@ class ReservationRequest(ApiModel):
 
 
 class ReservedLine(ApiModel):
+    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
+
     product_id: uuid.UUID
     quantity: int
+    sku: str | None = None
+    name: str | None = None
+    price: MoneyOut | None = None
 
 
 class ReservationPublic(ApiModel):
