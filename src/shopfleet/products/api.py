@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import ApiModel, Page, make_page
 from shopfleet.common.security import AdminUser
-from shopfleet.products import catalog, service
+from shopfleet.products import catalog, reads, service
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.listing import ProductListQueryDep, parse_fields
 from shopfleet.products.routing import ExactNumbersRoute
@@ -19,6 +19,7 @@ from shopfleet.products.schemas import (
     ProductSelection,
     ProductUpdate,
 )
+from shopfleet.products.service import ProductNotFound, parse_id
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNumbersRoute)
 CATEGORY_DIRECTORY = "products.categories"
@@ -67,13 +68,22 @@ async def list_products(
 
 @router.get("/{product_id}", response_model=ProductSelection)
 async def get_product(
-    product_id: str, db: SessionDep, currency: CurrencyDep, fields: FieldsQuery = None
+    product_id: str, request: Request, currency: CurrencyDep, fields: FieldsQuery = None
 ) -> Response:
     """Return one product, or just the `fields` asked for."""
     chosen = parse_fields(fields)
-    return _json(
-        await catalog.product_detail(db=db, product_id=product_id, fields=chosen, currency=currency)
-    )
+    parsed = parse_id(product_id)
+    body = None
+    if parsed is not None:
+        # One SELECT of the needed columns, serialised straight to the bytes the
+        # response cache keeps (no session, ORM object or response model).
+        engine = request.app.state.resources.engine
+        body = await reads.product_detail_bytes(
+            engine, product_id=parsed, fields=chosen, currency=currency
+        )
+    if body is None:
+        raise ProductNotFound
+    return Response(body, media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=ProductPublic)

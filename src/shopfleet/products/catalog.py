@@ -17,7 +17,6 @@ from shopfleet.products.listing import (
 )
 from shopfleet.products.models import Product
 from shopfleet.products.schemas import ProductPublic, product_fields_model
-from shopfleet.products.service import ProductNotFound, parse_id
 
 
 async def list_products(
@@ -39,16 +38,6 @@ async def list_products(
     results = [model.model_validate(field_values(row, query.fields, currency)) for row in rows]
     next_cursor = encode_cursor(query.sort, rows[-1], total) if rows and more else None
     return make_page(results, params=query.paging, total=total, next_cursor=next_cursor)
-
-
-async def product_detail(
-    *, db: AsyncSession, product_id: str, fields: frozenset[str], currency: str
-) -> ApiModel:
-    parsed = parse_id(product_id)
-    row = await repository.get_product_row(db, parsed, columns_for(fields)) if parsed else None
-    if row is None:
-        raise ProductNotFound
-    return product_fields_model(fields).model_validate(field_values(row, fields, currency))
 
 
 def public_product(product: Product, *, currency: str) -> ProductPublic:
