@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import ApiModel, Page, make_page
 from shopfleet.common.security import AdminUser
-from shopfleet.products import catalog, reads, service
+from shopfleet.products import caching, catalog, reads, service
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.listing import ProductListQueryDep, parse_fields
 from shopfleet.products.routing import ExactNumbersRoute
@@ -52,7 +53,7 @@ def _json(body: ApiModel, status_code: int = 200) -> Response:
 
 @router.get("", response_model=Page[ProductSelection])
 async def list_products(
-    query: ProductListQueryDep, db: SessionDep, categories: CategoriesDep, currency: CurrencyDep
+    query: ProductListQueryDep, request: Request, categories: CategoriesDep, currency: CurrencyDep
 ) -> Response:
     """List products: filters, sorts, field selection, and `cursor` for keyset pagination."""
     category_id = None
@@ -60,10 +61,25 @@ async def list_products(
         category_id = await categories.resolve(query.category)
         if category_id is None:  # no category has that slug: nothing is in it
             return _json(make_page([], params=query.paging, total=0))
-    page = await catalog.list_products(
-        db=db, query=query, category_id=category_id, currency=currency
+    resources = request.app.state.resources
+
+    def total(count: Callable[[], Awaitable[int]]) -> Awaitable[int]:
+        return caching.cached_total(
+            resources.cache,
+            query=query,
+            category_id=category_id,
+            ttl=resources.settings.cache_list_ttl,
+            count=count,
+        )
+
+    body = await reads.list_page_bytes(
+        resources.engine,
+        query=query,
+        category_id=category_id,
+        currency=currency,
+        cached_total=total,
     )
-    return _json(page)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{product_id}", response_model=ProductSelection)

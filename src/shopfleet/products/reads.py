@@ -14,16 +14,27 @@ On PostgreSQL a single SELECT runs in autocommit: one round trip, no BEGIN/COMMI
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopfleet.common.reads import read_connection, rfc3339
-from shopfleet.products.listing import columns_for
+from shopfleet.products.listing import ProductListQuery, columns_for, encode_cursor
 from shopfleet.products.models import Product
 from shopfleet.products.schemas import PRODUCT_FIELDS
 
@@ -95,3 +106,158 @@ async def product_detail_bytes(
     if row is None:
         return None
     return orjson.dumps(product_dict(row, ordered_fields(fields), currency))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a listing statement's text depends on (values are bound parameters)."""
+
+    columns: tuple[str, ...]
+    sort_column: str
+    descending: bool
+    category: bool
+    in_stock: bool | None
+    min_price: bool
+    max_price: bool
+    name_contains: bool
+    after: bool
+
+
+def _shape(query: ProductListQuery, category_id: uuid.UUID | None) -> _Shape:
+    return _Shape(
+        columns=query.columns,
+        sort_column=query.sort_column,
+        descending=query.descending,
+        category=category_id is not None,
+        in_stock=query.in_stock,
+        min_price=query.min_price_cents is not None,
+        max_price=query.max_price_cents is not None,
+        name_contains=bool(query.name_contains),
+        after=query.after is not None,
+    )
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if shape.category:
+        conditions.append(Product.category_id == bindparam("category_id"))
+    if shape.in_stock is not None:
+        conditions.append(Product.stock > 0 if shape.in_stock else Product.stock == 0)
+    if shape.min_price:
+        conditions.append(Product.price_cents >= bindparam("min_price"))
+    if shape.max_price:
+        conditions.append(Product.price_cents <= bindparam("max_price"))
+    if shape.name_contains:
+        conditions.append(Product.name.ilike(bindparam("pattern", type_=String), escape="\\"))
+    return conditions
+
+
+@lru_cache(maxsize=512)
+def _page_statement(shape: _Shape) -> Select[Any]:
+    sort_column = getattr(Product, shape.sort_column)
+    conditions = _conditions(shape)
+    if shape.after:
+        key = tuple_(sort_column, Product.id)
+        after = tuple_(
+            bindparam("after_key", type_=sort_column.type),
+            bindparam("after_id", type_=Product.id.type),
+        )
+        conditions.append(key < after if shape.descending else key > after)
+    order = (
+        (sort_column.desc(), Product.id.desc())
+        if shape.descending
+        else (sort_column.asc(), Product.id.asc())
+    )
+    statement = (
+        select(*(getattr(Product, column) for column in shape.columns))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if not shape.after:
+        statement = statement.offset(bindparam("offset", type_=Integer))
+    return statement
+
+
+@lru_cache(maxsize=256)
+def _count_statement(shape: _Shape) -> Select[Any]:
+    return select(func.count()).select_from(Product).where(*_conditions(shape))
+
+
+def _params(query: ProductListQuery, category_id: uuid.UUID | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": query.paging.limit, "offset": query.paging.offset}
+    if category_id is not None:
+        params["category_id"] = category_id
+    if query.min_price_cents is not None:
+        params["min_price"] = query.min_price_cents
+    if query.max_price_cents is not None:
+        params["max_price"] = query.max_price_cents
+    if query.name_contains:
+        params["pattern"] = f"%{escape_like(query.name_contains)}%"
+    if query.after is not None:
+        params["after_key"] = query.after.key
+        params["after_id"] = query.after.id
+    return params
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def total_key(query: ProductListQuery, category_id: uuid.UUID | None) -> str:
+    """The cache key of a filter's total (sort, fields and page do not change it)."""
+    return (
+        "products:total:"
+        + orjson.dumps(
+            [
+                str(category_id) if category_id else None,
+                query.in_stock,
+                query.min_price_cents,
+                query.max_price_cents,
+                query.name_contains,
+            ]
+        ).decode()
+    )
+
+
+Counter = Callable[[Callable[[], Awaitable[int]]], Awaitable[int]]
+
+
+async def list_page_bytes(
+    engine: AsyncEngine,
+    *,
+    query: ProductListQuery,
+    category_id: uuid.UUID | None,
+    currency: str,
+    cached_total: Counter,
+) -> bytes:
+    """One page of products as JSON; `nextCursor` continues after its last row.
+
+    `cached_total(count)` answers the filter's total, calling `count` only when it is
+    not cached under the current generation (see caching.py).
+    """
+    shape = _shape(query, category_id)
+    params = _params(query, category_id)
+    async with read_connection(engine) as connection:
+        rows = (await connection.execute(_page_statement(shape), params)).mappings().all()
+        if query.after is None:
+
+            async def count() -> int:
+                found = await connection.scalar(_count_statement(shape), params)
+                return int(found or 0)
+
+            total = await cached_total(count)
+            more = query.paging.offset + len(rows) < total
+        else:  # deep in a walk: no count, the first page's total rides along in the cursor
+            total = query.after.total
+            more = len(rows) == query.paging.limit
+    fields = ordered_fields(query.fields)
+    results = [product_dict(row, fields, currency) for row in rows]
+    next_cursor = encode_cursor(query.sort, rows[-1], total) if rows and more else None
+    return page_bytes(
+        results,
+        page=query.paging.page,
+        limit=query.paging.limit,
+        total=total,
+        next_cursor=next_cursor,
+    )

@@ -80,7 +80,7 @@ async def create_product(
     )
     db.add(product)
     await _flush(db=db, sku=data.sku)
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
     return product
 
 
@@ -110,7 +110,7 @@ async def update_product(
     if fields:
         product.updated_at = utcnow()
     await _flush(db=db, sku=product.sku)
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
     return product
 
 
@@ -118,7 +118,7 @@ async def delete_product(*, db: AsyncSession, product_id: str) -> None:
     product = await get_product(db=db, product_id=product_id)
     await db.delete(product)
     await db.flush()
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
 
 
 async def take_stock(
