@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, text
+from sqlalchemy import TextClause, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shopfleet.common.database import transaction_intent
@@ -40,7 +40,7 @@ WITH new_order AS (
         unit_price_cents BIGINT, quantity INTEGER, line_total_cents BIGINT)
 )
 """
-_PENDING_WITH_KEY = (
+_PENDING_WITH_KEY = text(
     _PENDING
     + """
 INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
@@ -48,9 +48,9 @@ VALUES (CAST(:user_id AS UUID), CAST(:key AS VARCHAR), CAST(:digest AS VARCHAR),
         CAST(:id AS UUID), CAST(:now AS TIMESTAMPTZ))
 """
 )
-_PENDING_WITHOUT_KEY = _PENDING + "SELECT 1"
+_PENDING_WITHOUT_KEY = text(_PENDING + "SELECT 1")
 
-_DECIDE = """
+_DECIDE = text("""
 WITH decided AS (
     UPDATE orders
     SET status = CAST(:status AS VARCHAR), updated_at = CAST(:now AS TIMESTAMPTZ),
@@ -73,7 +73,7 @@ WITH decided AS (
     WHERE order_id IN (SELECT id FROM decided)
 )
 SELECT count(*) FROM decided
-"""
+""")
 
 
 def _engine(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
@@ -98,11 +98,11 @@ def _lines_json(order: Order) -> str:
     ).decode()
 
 
-async def _one_statement(engine: AsyncEngine, statement: str, params: dict[str, Any]) -> Any:
+async def _one_statement(engine: AsyncEngine, statement: TextClause, params: dict[str, Any]) -> Any:
     """Run one statement in its own implicit transaction; return its scalar, if it has one."""
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        result = await autocommit.execute(text(statement), params)
+        result = await autocommit.execute(statement, params)
         return result.scalar() if result.returns_rows else None
 
 

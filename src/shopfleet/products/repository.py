@@ -213,9 +213,25 @@ async def get_reservation(
     return rows[0].status, lines
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    name = session.get_bind().dialect.name
-    return postgresql_insert if name == "postgresql" else sqlite_insert
+def _claim_statement(insert_for_dialect: Any) -> Any:
+    # Built once per dialect with bound values: no statement building or cache key per call.
+    return (
+        insert_for_dialect(Reservation)
+        .values(
+            order_id=bindparam("order_id"),
+            status=bindparam("status"),
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(Reservation.order_id)
+    )
+
+
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql_insert),
+    "sqlite": _claim_statement(sqlite_insert),
+}
 
 
 async def claim_reservation(
@@ -226,13 +242,9 @@ async def claim_reservation(
     On PostgreSQL a concurrent insert of the same order id makes this wait for that
     transaction, then do nothing if it committed: no savepoint, no IntegrityError.
     """
-    statement = (
-        _insert_for(session)(Reservation)
-        .values(order_id=order_id, status=status, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(Reservation.order_id)
-    )
-    return (await session.execute(statement)).first() is not None
+    statement = _CLAIM[session.get_bind().dialect.name]
+    params = {"order_id": order_id, "status": status, "now": now}
+    return (await session.execute(statement, params)).first() is not None
 
 
 async def insert_reservation_lines(
