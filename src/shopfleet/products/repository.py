@@ -132,6 +132,15 @@ class PricedStock:
     stock: int
 
 
+# Built once (an expanding IN of bound ids): no statement construction or cache key per call.
+_LOCK_FOR_RESERVATION = (
+    select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
+    .where(Product.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Product.id)
+    .with_for_update()
+)
+
+
 async def lock_for_reservation(
     session: AsyncSession, ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, PricedStock]:
@@ -140,13 +149,7 @@ async def lock_for_reservation(
     One round trip gives the stock to check and the price snapshot to answer; the id
     order is the lock order every reservation and release uses, so they never deadlock.
     """
-    statement = (
-        select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
-        .where(Product.id.in_(sorted(ids)))
-        .order_by(Product.id)
-        .with_for_update()
-    )
-    rows = await session.execute(statement)
+    rows = await session.execute(_LOCK_FOR_RESERVATION, {"ids": sorted(ids)})
     return {row.id: PricedStock(row.sku, row.name, row.price_cents, row.stock) for row in rows}
 
 
