@@ -1,4 +1,4 @@
-"""Products' queries: the catalog listing, stock updates and reservations."""
+"""Products' ORM-session queries: writes, stock changes and reservations (reads: reads.py)."""
 
 from __future__ import annotations
 
@@ -9,85 +9,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     RowMapping,
     bindparam,
     exists,
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopfleet.products.listing import ProductListQuery
 from shopfleet.products.models import Product, Reservation, ReservationLine
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filters(query: ProductListQuery, category_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if category_id is not None:
-        conditions.append(Product.category_id == category_id)
-    if query.in_stock is not None:
-        conditions.append(Product.stock > 0 if query.in_stock else Product.stock == 0)
-    if query.min_price_cents is not None:
-        conditions.append(Product.price_cents >= query.min_price_cents)
-    if query.max_price_cents is not None:
-        conditions.append(Product.price_cents <= query.max_price_cents)
-    if query.name_contains:
-        pattern = f"%{_escape_like(query.name_contains)}%"
-        conditions.append(Product.name.ilike(pattern, escape="\\"))
-    return conditions
-
-
-async def list_products(
-    session: AsyncSession, query: ProductListQuery, *, category_id: uuid.UUID | None
-) -> Sequence[RowMapping]:
-    """One page of the listing: only the needed columns, LIMIT in SQL, keyset after a cursor."""
-    sort_column = getattr(Product, query.sort_column)
-    conditions = _filters(query, category_id)
-    if query.after is not None:
-        key = tuple_(sort_column, Product.id)
-        after = (query.after.key, query.after.id)
-        conditions.append(key < after if query.descending else key > after)
-    order = (
-        (sort_column.desc(), Product.id.desc())
-        if query.descending
-        else (sort_column.asc(), Product.id.asc())
-    )
-    statement = (
-        select(*(getattr(Product, column) for column in query.columns))
-        .where(*conditions)
-        .order_by(*order)
-        .limit(query.paging.limit)
-    )
-    if query.after is None:
-        statement = statement.offset(query.paging.offset)
-    return (await session.execute(statement)).mappings().all()
-
-
-async def count_products(
-    session: AsyncSession, query: ProductListQuery, *, category_id: uuid.UUID | None
-) -> int:
-    conditions = _filters(query, category_id)
-    total = await session.scalar(select(func.count()).select_from(Product).where(*conditions))
-    return int(total or 0)
-
-
-async def get_product_row(
-    session: AsyncSession, product_id: uuid.UUID, columns: Sequence[str]
-) -> RowMapping | None:
-    statement = select(*(getattr(Product, column) for column in columns)).where(
-        Product.id == product_id
-    )
-    return (await session.execute(statement)).mappings().first()
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
@@ -115,11 +49,6 @@ async def lookup_products(
 async def count_in_category(session: AsyncSession, category_id: uuid.UUID) -> int:
     statement = select(func.count()).select_from(Product).where(Product.category_id == category_id)
     return int(await session.scalar(statement) or 0)
-
-
-async def stock_levels(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await session.execute(select(Product.id, Product.stock).where(Product.id.in_(ids)))
-    return {row.id: row.stock for row in rows}
 
 
 @dataclass(frozen=True)
