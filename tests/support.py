@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import os
 import shutil
@@ -173,9 +174,22 @@ class MeshTransport(httpx.AsyncBaseTransport):
         transport = self.apps.get(service)
         if transport is None:
             return httpx.Response(502, json={"detail": f"no service for {request.url.path}"})
-        # A task of its own, like a real network hop: the callee's context variables (the
-        # per-request SQLite write intent) must not leak back into the calling request.
-        return await asyncio.create_task(transport.handle_async_request(request))
+        # A task in a fresh context, like a real network hop: nothing of the caller's context
+        # (its SQLite write intent, its current trace span) reaches the callee or comes back;
+        # only the headers travel.
+        return await asyncio.create_task(
+            transport.handle_async_request(request), context=contextvars.Context()
+        )
+
+
+class Hop(httpx.AsyncBaseTransport):
+    """One service's own way onto the mesh (tracing instruments a transport per client)."""
+
+    def __init__(self, mesh: MeshTransport) -> None:
+        self.mesh = mesh
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.mesh.handle_async_request(request)
 
 
 @dataclass
@@ -205,9 +219,13 @@ async def running_platform(
     backend: str,
     data_dir: Path,
     services: Iterable[str],
+    app_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Platform]:
-    """Start the named services in-process (lifespans included) on fresh tables."""
+    """Start the named services in-process (lifespans included) on fresh tables.
+
+    `overrides` maps a service to its settings' changes; `app_options` goes to every app.
+    """
     mesh = MeshTransport()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
@@ -217,7 +235,7 @@ async def running_platform(
         for service in services:
             await databases.prepare(service, backend, data_dir)
             settings = base_settings(service, backend, data_dir, **overrides.get(service, {}))
-            app = app_factory(service)(settings, http_transport=mesh)
+            app = app_factory(service)(settings, http_transport=Hop(mesh), **(app_options or {}))
             await stack.enter_async_context(app.router.lifespan_context(app))
             mesh.apps[service] = httpx.ASGITransport(app=app)
             platform.apps[service] = app

@@ -101,3 +101,25 @@ def test_secrets_are_generated_private_and_not_logged(tmp_path: Path) -> None:
         assert "PRIVATE KEY" not in proc.log()
     finally:
         proc.terminate()
+
+
+def test_up_and_render_without_a_usable_topology_say_so_in_one_line(tmp_path: Path) -> None:
+    env = test_env("auth", "sqlite", tmp_path)
+    repo_topology = str(Path(__file__).resolve().parent.parent / "shopfleet.toml")
+    var = str(tmp_path / "var")
+    cases = {
+        "no topology file": ["up", "--detach", "--var", var],
+        "unknown profile": [
+            *("up", "--detach", "--profile", "nope"),
+            *("--topology", repo_topology, "--var", var),
+        ],
+        "render, no topology file": ["render", "--check"],
+    }
+    for case, args in cases.items():
+        result = _cli(args, env, tmp_path)  # tmp_path: outside the repository
+        assert result.returncode == 1, (case, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, case
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (case, result.stderr)
+    assert "known: default, bench" in _cli(cases["unknown profile"], env, tmp_path).stderr
+    assert not (tmp_path / "var").exists()  # nothing was started or written

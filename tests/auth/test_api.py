@@ -229,3 +229,36 @@ async def test_request_id_and_instance_headers(auth) -> None:  # type: ignore[no
     wrong_method = await auth.client.delete("/v1/auth/login")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["status"] == 405
+
+
+async def test_token_responses_are_never_cached(auth) -> None:  # type: ignore[no-untyped-def]
+    email = unique_email()
+    registered = await auth.client.post(
+        "/v1/auth/register", json={"email": email, "password": "long-enough-1", "name": "N"}
+    )
+    login = await auth.client.post(
+        "/v1/auth/login", json={"email": email, "password": "long-enough-1"}
+    )
+    refreshed = await auth.client.post(
+        "/v1/auth/refresh", json={"refreshToken": login.json()["refreshToken"]}
+    )
+    for response in (registered, login, refreshed):
+        assert response.status_code in (200, 201), response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
+    # The public key set is meant to be cached.
+    jwks = await auth.client.get("/v1/auth/.well-known/jwks.json")
+    assert jwks.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_every_answer_says_nosniff(auth) -> None:  # type: ignore[no-untyped-def]
+    responses = [
+        await auth.client.get("/v1/auth/.well-known/jwks.json"),  # 200
+        await auth.client.get("/v1/auth/me"),  # 401 problem
+        await auth.client.get(f"/v1/auth/{uuid.uuid4()}"),  # 404 from routing
+        await auth.client.post(
+            "/v1/auth/login", content=b"x", headers={"content-type": "text/plain"}
+        ),  # 415 from the middleware
+    ]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff", response.status_code

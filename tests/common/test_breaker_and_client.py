@@ -19,9 +19,11 @@ class Clock:
         return self.now
 
 
-def test_breaker_opens_at_failure_ratio_and_recovers_after_pause() -> None:
+def test_breaker_opens_at_failure_ratio_and_probes_sooner_than_the_reset_timeout() -> None:
     clock = Clock()
-    breaker = CircuitBreaker("x", failure_ratio=0.5, min_calls=4, reset_timeout=30, clock=clock)
+    breaker = CircuitBreaker(
+        "x", failure_ratio=0.5, min_calls=4, reset_timeout=30, probe_delay=1, clock=clock
+    )
     for success in (True, False, True):
         assert breaker.allow()
         breaker.record(success=success)
@@ -29,17 +31,35 @@ def test_breaker_opens_at_failure_ratio_and_recovers_after_pause() -> None:
     breaker.record(success=False)  # 2 of 4 failed: 50 %
     assert breaker.state is BreakerState.OPEN
     assert not breaker.allow()
-    clock.now = 29.9
-    assert not breaker.allow()
-    clock.now = 30.1
-    assert breaker.allow()  # one trial call
+    clock.now = 0.9
+    assert not breaker.allow() and breaker.retry_after() == 1
+    clock.now = 1.0
+    assert breaker.allow()  # one trial call after the probe delay, not after 30 s
     assert not breaker.allow()  # and only one
     breaker.record(success=False)
-    assert breaker.state is BreakerState.OPEN
-    clock.now = 61
+    # Each failed probe doubles the pause: 2, 4, 8, 16, then the 30 s cap.
+    pauses = []
+    for _ in range(6):
+        assert breaker.state is BreakerState.OPEN
+        opened = clock.now
+        pauses.append(breaker.pause)
+        clock.now = opened + breaker.pause - 0.01
+        assert not breaker.allow()
+        clock.now = opened + breaker.pause
+        assert breaker.allow()
+        breaker.record(success=False)
+    assert pauses == [2, 4, 8, 16, 30, 30]
+    clock.now += 30
     assert breaker.allow()
     breaker.record(success=True)
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
+    assert breaker.pause == 1  # the next opening starts from the short delay again
+
+
+def test_seed_defaults_stay_the_defaults() -> None:
+    settings = Settings()
+    assert (settings.http_timeout, settings.breaker_failure_ratio) == (3.0, 0.5)
+    assert settings.breaker_reset_timeout == 30.0 and settings.breaker_probe_delay < 30.0
 
 
 def _client(handler: httpx.MockTransport, **settings: object) -> ServiceClient:
@@ -98,4 +118,63 @@ async def test_open_breaker_short_circuits_without_calling() -> None:
         await client.request("products", "POST", "/internal/y", idempotent=False)
     assert len(calls) == sent
     assert client.breaker("products").state is BreakerState.OPEN
+    await client.aclose()
+
+
+async def test_retries_of_one_call_are_one_breaker_outcome() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("refused", request=request)
+
+    client = _client(httpx.MockTransport(handler), breaker_min_calls=5)
+    for _ in range(4):  # 4 calls, 12 attempts: 4 failures, below min_calls
+        with pytest.raises(DependencyUnavailable):
+            await client.request("auth", "GET", "/internal/auth/accounts/1")
+    assert len(calls) == 12
+    assert client.breaker("auth").state is BreakerState.CLOSED
+    await client.aclose()
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422, 500])
+async def test_answers_of_a_working_dependency_never_open_the_breaker(status: int) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status, json={"detail": "bad input"})
+
+    client = _client(httpx.MockTransport(handler), breaker_min_calls=2)
+    for _ in range(20):
+        try:
+            await client.request("auth", "PATCH", "/internal/auth/accounts/1", json={})
+        except DependencyUnavailable:
+            assert status == 500  # our caller still hears the dependency failed
+    assert len(calls) == 20  # none short-circuited, none retried
+    assert client.breaker("auth").state is BreakerState.CLOSED
+    await client.aclose()
+
+
+async def test_a_cancelled_trial_call_lets_the_next_probe_out() -> None:
+    import asyncio
+
+    gate = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return httpx.Response(200)
+
+    client = _client(httpx.MockTransport(handler))
+    breaker = client.breaker("products")
+    breaker.state, breaker.opened_at, breaker.pause = BreakerState.OPEN, -100.0, 1.0
+    trial = asyncio.create_task(client.request("products", "GET", "/internal/x"))
+    await asyncio.sleep(0.01)
+    assert breaker.state is BreakerState.HALF_OPEN
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    gate.set()
+    assert (await client.request("products", "GET", "/internal/x")).status_code == 200
+    assert breaker.state is BreakerState.CLOSED
     await client.aclose()

@@ -89,8 +89,16 @@ async def test_health_ready_metrics_and_docs(tmp_path) -> None:  # type: ignore[
         assert 'http_requests_total{method="GET",route="/v1/auth/big",status="200"} 1.0' in metrics
         assert "http_request_duration_seconds_bucket" in metrics
         assert "http_requests_in_flight" in metrics
-        docs = await client.get("/docs")
+        redirect = await client.get("/docs")
+        assert redirect.status_code == 308 and redirect.headers["location"] == "docs/"
+        docs = await client.get("/docs/")
         assert docs.status_code == 200 and "openapi.json" in docs.text
+        # Swagger UI comes from the instance itself, never from a CDN.
+        assert '"assets/swagger-ui-bundle.js"' in docs.text and "https://" not in docs.text
+        bundle = await client.get("/docs/assets/swagger-ui-bundle.js")
+        assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
+        assert (await client.get("/docs/assets/index.html")).status_code == 404
+        assert (await client.get("/docs/openapi.json")).json()["paths"]
         schema = (await client.get("/openapi.json")).json()
         assert "Problem" in schema["components"]["schemas"]
         app.state.resources.draining = True

@@ -4,6 +4,7 @@ by `nginx -t`. Running them for real is tests/containers/."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shopfleet.deploy import compose, compose_gateway, pm2
+from shopfleet.deploy import compose, compose_gateway, nginx, pm2
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -155,9 +156,26 @@ def test_pm2_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     conf.write_text((REPO_ROOT / pm2.GATEWAY_CONF).read_text())
     result = nginx_test(conf, prefix)
     assert result.returncode == 0, result.stderr
-    assert "max_fails=1 fail_timeout=2s" in conf.read_text()
+    assert f"{nginx.PASSIVE_HEALTH};" in conf.read_text()
 
 
 @pytest.mark.parametrize("path", [compose.COMPOSE_PATH, compose.SCALE_PATH])
 def test_compose_files_list_every_service(path: str) -> None:
     assert set(TOPOLOGY.services) <= set(load(path)["services"])
+
+
+def test_instances_trust_only_the_rendered_compose_network() -> None:
+    document = load(compose.COMPOSE_PATH)
+    subnet = TOPOLOGY.networks.compose_subnet
+    assert document["networks"]["default"]["ipam"]["config"] == [{"subnet": subnet}]
+    for name in TOPOLOGY.services:
+        environment = document["services"][name]["environment"]
+        assert json.loads(environment["SHOPFLEET_TRUSTED_PROXIES"]) == [subnet]
+
+
+def test_local_instances_trust_only_the_loopback_gateway() -> None:
+    conf = (REPO_ROOT / "deploy/local/supervisord.conf").read_text()
+    programs = re.findall(r"^\[program:(\w+)-\d+\]$", conf, re.MULTILINE)
+    trusted = re.findall(r"SHOPFLEET_TRUSTED_PROXIES='(.*?)'", conf)
+    assert len(trusted) == len(programs) == 13
+    assert set(trusted) == {'["127.0.0.1/32"]'}

@@ -8,6 +8,7 @@ ships the OpenAPI schemas of each Kubernetes release, and `kubectl kustomize` is
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -207,8 +208,11 @@ def test_ingress_mirrors_the_gateway_zones_and_never_routes_internal_paths() -> 
     prefix = "nginx.ingress.kubernetes.io/"
     api = ingresses["shopfleet"]["metadata"]["annotations"]
     login = ingresses["shopfleet-auth"]["metadata"]["annotations"]
-    assert api[prefix + "limit-rps"] == str(limits.api.rate)
-    assert login[prefix + "limit-rps"] == str(limits.auth.rate)
+    # One zone per Ingress: the stricter of its own and `general`, which applies everywhere.
+    assert api[prefix + "limit-rps"] == str(min(limits.api.rate, limits.general.rate))
+    assert login[prefix + "limit-rps"] == str(min(limits.auth.rate, limits.general.rate))
+    for notes in (api, login):
+        assert notes[prefix + "proxy-next-upstream"] == "error timeout http_502 http_503"
     assert int(login[prefix + "limit-burst-multiplier"]) * limits.auth.rate == limits.auth.burst
     paths = [
         path["path"]
@@ -233,7 +237,13 @@ def test_network_policies_fence_the_data_stores() -> None:
     ]
     (postgres_rule,) = policies["postgres"]["spec"]["ingress"]
     (selector,) = postgres_rule["from"]
-    assert selector["podSelector"]["matchExpressions"][0]["values"] == ["service", "migration"]
+    # The seed's HPA maximums exceed the connection budget: pods reach PostgreSQL through
+    # PgBouncer only; the migration Job connects directly, within the reserve.
+    assert selector["podSelector"]["matchExpressions"][0]["values"] == ["pooler", "migration"]
+    (pooler_rule,) = policies["pgbouncer"]["spec"]["ingress"]
+    assert pooler_rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}
+    ]
     sources = policies["services"]["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector", "podSelector"} == set(sources[0])
     assert sources[1] == {
@@ -266,3 +276,10 @@ async def test_services_call_each_other_through_their_service_urls(
         "http://products:3001/internal/products/x",
         "http://orders:3004/internal/orders/y",
     ]
+
+
+def test_instances_trust_only_the_pod_network() -> None:
+    config = by_kind(kustomize(ROOT), "ConfigMap")
+    (data,) = [doc["data"] for doc in config.values() if "SHOPFLEET_TRUSTED_PROXIES" in doc["data"]]
+    trusted = json.loads(data["SHOPFLEET_TRUSTED_PROXIES"])
+    assert trusted == [TOPOLOGY.networks.kubernetes_pod_cidr]

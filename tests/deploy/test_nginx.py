@@ -135,7 +135,10 @@ def test_every_instance_is_an_upstream_server_with_passive_health_checks() -> No
         assert upstream is not None
         body = upstream.group(1)
         assert "least_conn;" in body
-        ports = re.findall(r"server 127\.0\.0\.1:(\d+) max_fails=3 fail_timeout=30s;", body)
+        # Shared by the workers; an instance is never marked down (a refused connect is
+        # retried on the next one), so a restart never outlives itself at the gateway.
+        assert f"zone upstream_{service.name} 64k;" in body
+        ports = re.findall(r"server 127\.0\.0\.1:(\d+) max_fails=0;", body)
         assert [int(p) for p in ports] == [
             service.instance_port(i) for i in range(1, service.instances + 1)
         ]
@@ -162,12 +165,10 @@ def test_rate_limits_come_from_the_topology_and_answer_429() -> None:
 def test_login_and_register_use_the_auth_zone_and_429_says_retry_after() -> None:
     conf = render_nginx(load_topology(TOPOLOGY))
     for path in ("/v1/auth/login", "/v1/auth/register"):
-        block = re.search(rf"location = {path} \{{(.*?)\}}", conf, re.DOTALL)
-        assert block is not None and "limit_req zone=auth" in block.group(1)
-    handler = re.search(r"location @too_many_requests \{(.*?)\}", conf, re.DOTALL)
-    assert handler is not None
-    assert "add_header Retry-After 1 always;" in handler.group(1)
-    assert "application/problem+json" in handler.group(1)
+        assert "limit_req zone=auth" in location_blocks(conf)[f"= {path}"]
+    handler = location_blocks(conf)["= /_gateway/errors/too_many_requests"]
+    assert "add_header Retry-After 1 always;" in handler
+    assert "application/problem+json" in handler
 
 
 def test_internal_listener_has_no_rate_limit_no_cache_and_routes_internal_and_v1() -> None:
@@ -186,18 +187,18 @@ def test_internal_listener_has_no_rate_limit_no_cache_and_routes_internal_and_v1
 
 def test_micro_cache_only_for_anonymous_catalogue_reads() -> None:
     topology = load_topology(TOPOLOGY)
-    public = server_blocks(render_nginx(topology))[0]
+    blocks = location_blocks(render_nginx(topology))
     for name in ("products", "categories", "users", "orders", "auth"):
-        block = re.search(rf"location /v1/{name} \{{(.*?)\}}", public, re.DOTALL)
-        assert block is not None
-        cached = "proxy_cache micro;" in block.group(1)
+        body = blocks[f"/v1/{name}"]
+        cached = "proxy_cache micro;" in body
         assert cached == (name in ("products", "categories"))
         if cached:
-            body = block.group(1)
             assert "proxy_cache_bypass $http_authorization;" in body
             assert "proxy_no_cache $http_authorization;" in body
             assert "proxy_cache_lock on;" in body
-            assert f"proxy_cache_valid 200 {topology.gateway.micro_cache_seconds}s;" in body
+            # nginx keeps an entry through its last whole second: one less than promised.
+            valid = topology.gateway.micro_cache_seconds - 1
+            assert f"proxy_cache_valid 200 {valid}s;" in body
             assert "X-Cache-Status $upstream_cache_status" in body
 
 
@@ -207,7 +208,8 @@ def test_proxying_keeps_connections_and_never_trusts_client_addresses() -> None:
     assert 'proxy_set_header Connection "";' in conf
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
     assert "$proxy_add_x_forwarded_for" not in conf
-    assert "proxy_next_upstream error timeout;" in conf
+    assert "proxy_next_upstream error timeout http_502 http_503;" in conf
+    assert "proxy_next_upstream_tries 0;" in conf
     assert "non_idempotent" not in conf
     assert "client_max_body_size 1m;" in conf
     assert "gzip_min_length 1024;" in conf
@@ -216,5 +218,49 @@ def test_proxying_keeps_connections_and_never_trusts_client_addresses() -> None:
 def test_docs_of_each_service_are_proxied_under_docs() -> None:
     conf = render_nginx(load_topology(TOPOLOGY))
     assert "location = /docs/users/ {" in conf
-    assert "proxy_pass http://users/docs;" in conf
+    assert "proxy_pass http://users/docs/;" in conf
+    assert "proxy_pass http://users/docs/assets/;" in conf
     assert "proxy_pass http://users/openapi.json;" in conf
+
+
+def location_blocks(conf: str) -> dict[str, str]:
+    """`location ... {` head -> its body, for the first server block (public)."""
+    public = server_blocks(conf)[0]
+    blocks = {}
+    for match in re.finditer(r"^        location ([^{]+) \{$", public, re.MULTILINE):
+        depth, index = 0, match.end() - 1
+        for index in range(match.end() - 1, len(public)):
+            depth += {"{": 1, "}": -1}.get(public[index], 0)
+            if depth == 0:
+                break
+        blocks[match.group(1)] = public[match.end() : index]
+    return blocks
+
+
+@pytest.mark.parametrize("profile", ["default", "bench"])
+def test_every_proxying_public_location_keeps_the_general_zone(profile: str) -> None:
+    # A location with its own limit_req drops the server's: each one repeats `general`.
+    topology = load_topology(TOPOLOGY, profile)
+    burst = topology.gateway.rate_limits.general.burst
+    proxying = {
+        head: body
+        for head, body in location_blocks(render_nginx(topology)).items()
+        if "proxy_pass" in body and not head.startswith("= /bench/")  # load references
+    }
+    assert len(proxying) > 10
+    for head, body in proxying.items():
+        assert f"limit_req zone=general burst={burst} nodelay;" in body, head
+        assert "add_header X-Content-Type-Options nosniff always;" in body, head
+        assert "proxy_hide_header X-Cache-Key;" in body, head
+        assert "gzip off;" in body, head  # when the client sends x-no-compression
+
+
+def test_every_error_nginx_makes_is_a_problem_with_the_request_id() -> None:
+    conf = render_nginx(load_topology(TOPOLOGY))
+    for status in (400, 404, 405, 413, 414, 429, 494, 502, 503, 504):
+        target = re.search(rf"error_page {status} = (\S+);", conf)
+        assert target is not None, status
+        body = location_blocks(conf)[f"= {target.group(1)}"]
+        assert "internal;" in body
+        assert "default_type application/problem+json;" in body
+        assert "add_header X-Request-ID $shopfleet_request_id always;" in body

@@ -196,6 +196,8 @@ def test_committed_ecosystem_runs_one_fork_app_per_instance(tmp_path: Path) -> N
         assert app["max_memory_restart"] == "500M"
         assert app["kill_timeout"] == topology.process.shutdown_timeout * 1000 + 5000
         assert app["autorestart"] and app["wait_ready"] and app["time"]
+        # Only the local gateway (loopback) may say who the client is.
+        assert json.loads(app["env"]["SHOPFLEET_TRUSTED_PROXIES"]) == ["127.0.0.1/32"]
         assert app["out_file"] == str(tmp_path / "var/log/pm2" / f"{app['name']}.out.log")
         assert app["error_file"] == str(tmp_path / "var/log/pm2" / f"{app['name']}.error.log")
         assert app["env_production"]["SHOPFLEET_ENVIRONMENT"] == "production"

@@ -23,6 +23,13 @@ from shopfleet.deploy.runtime import RunDir, Supervisor
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.support import POSTGRES_URL, REDIS_URL, REPO_ROOT, free_port
 
+MONITORING_PORTS = (
+    "prometheus",
+    "alertmanager",
+    "redis_exporter",
+    "postgres_exporter",
+    "nginx_exporter",
+)
 MAX_INSTANCES = 6  # per service: the base ports leave room for scaling up to this
 
 
@@ -48,6 +55,9 @@ def write_topology(
     instances: dict[str, int] | None = None,
     gateway: dict[str, Any] | None = None,
     process: dict[str, Any] | None = None,
+    services: dict[str, dict[str, Any]] | None = None,
+    autoscaling: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> Path:
     """The repository's topology with every port moved to a free one, plus overrides."""
     data = tomllib.loads((REPO_ROOT / "shopfleet.toml").read_text())
@@ -61,7 +71,16 @@ def write_topology(
     )
     data["gateway"].update(gateway or {})
     data["process"].update(process or {})
+    for name, changes in (services or {}).items():
+        data["services"][name].update(changes)
+    data["autoscaling"].update(autoscaling or {})
     data["local"] = {"redis_port": free_port()}
+    data.setdefault("monitoring", {}).update(
+        {f"{name}_port": free_port() for name in MONITORING_PORTS}
+    )
+    # Small pools: e2e runs share the test PostgreSQL (pool sizes come from the topology).
+    data["database"]["pool_size"] = 2
+    data["database"].update(database or {})
     path = directory / "shopfleet.toml"
     path.write_text("\n".join(_toml_tables(data, "")) + "\n")
     return path
@@ -74,7 +93,6 @@ def base_env(var: Path, **extra: str) -> dict[str, str]:
         SHOPFLEET_ARGON2_TIME_COST="1",
         SHOPFLEET_ARGON2_MEMORY_COST="1024",
         SHOPFLEET_ARGON2_PARALLELISM="1",
-        SHOPFLEET_DATABASE_POOL_SIZE="2",
     )
     env.update(extra)
     return env

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import event
 
+from shopfleet.categories import caching as category_caching
+from shopfleet.products import caching as product_caching
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
-from tests.support import REDIS_URL
+from tests.support import REDIS_URL, base_settings
 
 
 @pytest.fixture
@@ -39,6 +43,44 @@ async def test_miss_then_hit_with_a_normalised_key(cached_shop: Shop) -> None:
     assert second.headers["x-cache-key"] == "products:list:limit=10&page=1"
     assert first.content == second.content
     assert second.headers["ratelimit-limit"]
+
+
+async def _cache_entries(shop: Shop) -> set[bytes]:
+    """Every cache key in this test's namespace but the short-lived single-flight locks."""
+    prefix = shop.platform.settings["products"].redis_key_prefix
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = {key async for key in redis.scan_iter(match=f"{prefix}*")}
+    finally:
+        await redis.aclose()
+    return {key for key in keys if not key.startswith(f"{prefix}lock:".encode())}
+
+
+async def test_unknown_query_parameters_never_create_cache_entries(cached_shop: Shop) -> None:
+    product = await cached_shop.product()
+    paths = ["/v1/products?limit=5", f"/v1/products/{product}", "/v1/categories?limit=5"]
+    for path in paths:
+        await _get(cached_shop, path)
+    before = await _cache_entries(cached_shop)
+    for i in range(30):
+        for path in paths:
+            junk = f"junk{i}={uuid.uuid4().hex}&utm_source=x{i}"
+            sep = "&" if "?" in path else "?"
+            _, cache = await _get(cached_shop, f"{path}{sep}{junk}")
+            assert cache == "HIT", path
+    # Spellings of one value share its entry too.
+    assert (await _get(cached_shop, "/v1/products?limit=05&limit=5"))[1] == "HIT"
+    assert await _cache_entries(cached_shop) == before
+
+
+def test_cached_routes_name_exactly_the_query_parameters_their_endpoints_read() -> None:
+    for service, caching in (("products", product_caching), ("categories", category_caching)):
+        app = app_factory(service)(base_settings(service, "sqlite", Path("unused")))
+        paths = app.openapi()["paths"]
+        for cached in caching.CACHED_ROUTES:
+            parameters = paths[cached.template]["get"].get("parameters", [])
+            read = {param["name"] for param in parameters if param["in"] == "query"}
+            assert set(cached.query) == read, cached.template
 
 
 async def test_every_write_path_makes_the_next_read_fresh(cached_shop: Shop) -> None:
@@ -152,3 +194,10 @@ async def test_hot_keys_are_warm_before_ready(make_platform: Any) -> None:
     assert detail.headers["x-cache"] == "HIT"
     assert listing.headers["x-cache"] == "HIT"
     assert product_id in [p["id"] for p in listing.json()["results"]]
+
+
+async def test_a_cache_hit_says_nosniff(cached_shop: Shop) -> None:
+    await _get(cached_shop, "/v1/categories")
+    hit = await cached_shop.client.get("/v1/categories")
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.headers["x-content-type-options"] == "nosniff"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.categories.helpers import INTERNAL
 from tests.products.helpers import insert_products
-from tests.support import start_service, test_env
+from tests.support import REDIS_URL, start_service, test_env
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,15 @@ async def test_two_instances_never_oversell(make_platform, backend: str, tmp_pat
             platform,
             [{"name": "Last Lamp", "price_cents": 500, "stock": 7, "category_id": uuid.uuid4()}],
         )
-        env = test_env("products", backend, tmp_path)
+        # Two processes share one cache only through Redis; without it each keeps its own,
+        # and a product warmed into one is stale there once the other changes its stock.
+        env = test_env(
+            "products",
+            backend,
+            tmp_path,
+            SHOPFLEET_REDIS_URL=REDIS_URL,
+            SHOPFLEET_REDIS_KEY_PREFIX=f"test:{uuid.uuid4().hex[:8]}:",
+        )
         instances = []
         try:
             for number in (1, 2):

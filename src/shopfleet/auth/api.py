@@ -20,7 +20,7 @@ from shopfleet.auth.schemas import (
 )
 from shopfleet.auth.service import AuthContext, Issued
 from shopfleet.common.database import SessionDep
-from shopfleet.common.schemas import Page, PageDep, make_page
+from shopfleet.common.schemas import EmailQuery, Page, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 
 
@@ -48,19 +48,28 @@ def _pair(issued: Issued) -> TokenPair:
     )
 
 
-@router.post("/register", status_code=201, response_model=TokenPair)
+async def _no_store(response: Response) -> None:
+    # Tokens must never sit in a browser, proxy or gateway cache (RFC 6749 section 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NO_STORE = [Depends(_no_store)]
+
+
+@router.post("/register", status_code=201, response_model=TokenPair, dependencies=NO_STORE)
 async def register(body: RegisterRequest, db: SessionDep, ctx: ContextDep) -> TokenPair:
     """Create a customer account and return its first token pair."""
     return _pair(await service.register(db=db, ctx=ctx, data=body))
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, dependencies=NO_STORE)
 async def login(body: LoginRequest, db: SessionDep, ctx: ContextDep) -> TokenPair:
     """Exchange email and password for a token pair."""
     return _pair(await service.login(db=db, ctx=ctx, email=body.email, password=body.password))
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, dependencies=NO_STORE)
 async def refresh(body: RefreshRequest, db: SessionDep, ctx: ContextDep) -> TokenPair:
     """Rotate a refresh token into a new pair."""
     return _pair(await service.refresh(db=db, ctx=ctx, refresh_token=body.refresh_token))
@@ -91,7 +100,7 @@ async def jwks(ctx: ContextDep, response: Response) -> dict[str, object]:
 async def list_accounts(
     db: SessionDep,
     paging: PageDep,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    email: Annotated[EmailQuery | None, Query()] = None,
     role: Role | None = None,
     active: bool | None = None,
     ids: Annotated[list[uuid.UUID] | None, Query()] = None,

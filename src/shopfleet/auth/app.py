@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Unpack
+
 from fastapi import FastAPI
 
 from shopfleet.auth.api import internal, router
 from shopfleet.auth.passwords import Passwords
 from shopfleet.auth.service import AuthContext
-from shopfleet.common.app import Resources, ServiceSpec, create_service_app
+from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenSigner, key_id, load_signing_key
 
@@ -28,8 +29,5 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    settings = settings or Settings(service="auth")
-    return create_service_app(settings, SPEC, http_transport=http_transport)
+def create_app(settings: Settings | None = None, **options: Unpack[AppOptions]) -> FastAPI:
+    return create_service_app(settings or Settings(service="auth"), SPEC, **options)

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, field_validator
 
-from shopfleet.common.schemas import ApiModel, Name, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, SafeStr, Timestamp
 
 Role = Literal["customer", "admin"]
-Password = Annotated[str, Field(min_length=8, max_length=128)]
+Password = Annotated[str, Field(min_length=8, max_length=128), SAFE_TEXT]
 
 
 class RegisterRequest(ApiModel):
-    email: EmailStr = Field(max_length=320)
+    email: Annotated[EmailStr, Field(max_length=320), SAFE_TEXT]
     password: Password
     name: Name
 
@@ -25,12 +25,12 @@ class RegisterRequest(ApiModel):
 
 
 class LoginRequest(ApiModel):
-    email: Annotated[str, Field(min_length=1, max_length=320)]
-    password: Annotated[str, Field(min_length=1, max_length=128)]
+    email: Annotated[str, Field(min_length=1, max_length=320), SAFE_TEXT]
+    password: Annotated[str, Field(min_length=1, max_length=128), SAFE_TEXT]
 
 
 class RefreshRequest(ApiModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512), SAFE_TEXT]
 
 
 class UserPublic(ApiModel):
@@ -60,7 +60,7 @@ class AccountUpdate(ApiModel):
 
 
 class AccountQuery(ApiModel):
-    email: str | None = None
+    email: SafeStr | None = None
     role: Role | None = None
     active: bool | None = None
     ids: list[uuid.UUID] | None = None

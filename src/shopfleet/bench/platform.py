@@ -90,6 +90,8 @@ def write_bench_topology(source: Path, directory: Path, *, floor_port: int) -> P
     bench_gateway = data["profiles"]["bench"].setdefault("gateway", {})
     bench_gateway["bench"] = {"floor_port": floor_port}
     data["local"] = {"redis_port": free_port()}
+    # Pool sizes reach the instances from the topology (the connection budget), not the env.
+    data.setdefault("database", {})["pool_size"] = POOL_SIZE
     path = directory / "shopfleet.toml"
     path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in data.items()))
     return path
@@ -134,7 +136,6 @@ class BenchPlatform:
             SHOPFLEET_DATA_DIR=str(self.var),
             SHOPFLEET_DATABASE_URL=self.database_url,
             SHOPFLEET_DATABASE_SCHEMA_PREFIX=self.schema_prefix,
-            SHOPFLEET_DATABASE_POOL_SIZE=str(POOL_SIZE),
             SHOPFLEET_REDIS_URL=self.redis_url,
             SHOPFLEET_REDIS_KEY_PREFIX=self.redis_prefix,
             SHOPFLEET_ACCESS_TOKEN_TTL=str(TOKEN_TTL),

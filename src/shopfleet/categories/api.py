@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import StringConstraints
 
 from shopfleet.categories import reads, service
 from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
 from shopfleet.common.http import ServiceClient
-from shopfleet.common.schemas import ApiModel, Page, PageDep, make_page
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Page, PageDep, SafeStr, make_page
 from shopfleet.common.security import AdminUser, InternalCaller
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
@@ -41,10 +42,9 @@ async def list_categories(
     db: SessionDep,
     paging: PageDep,
     parent_id: Annotated[
-        str | None,
+        Annotated[str, StringConstraints(max_length=64), SAFE_TEXT] | None,
         Query(
             alias="parentId",
-            max_length=64,
             description=f"Only the children of this category id; `{ROOT}` for top-level ones.",
         ),
     ] = None,
@@ -71,7 +71,7 @@ async def _category_response(request: Request, id_or_slug: str) -> Response:
 
 
 @router.get("/{id_or_slug}", response_model=CategoryPublic)
-async def get_category(id_or_slug: str, request: Request) -> Response:
+async def get_category(id_or_slug: SafeStr, request: Request) -> Response:
     """Return a category by id or slug."""
     return await _category_response(request, id_or_slug)
 
@@ -85,7 +85,7 @@ async def create_category(body: CategoryCreate, db: SessionDep, _admin: AdminUse
 
 @router.patch("/{category_id}", response_model=CategoryPublic)
 async def update_category(
-    category_id: str, body: CategoryUpdate, db: SessionDep, _admin: AdminUser
+    category_id: SafeStr, body: CategoryUpdate, db: SessionDep, _admin: AdminUser
 ) -> Response:
     """Change a category's name, slug, description or parent."""
     category = await service.update_category(db=db, category_id=category_id, changes=body)
@@ -94,7 +94,7 @@ async def update_category(
 
 @router.delete("/{category_id}", status_code=204)
 async def delete_category(
-    category_id: str, request: Request, db: SessionDep, _admin: AdminUser
+    category_id: SafeStr, request: Request, db: SessionDep, _admin: AdminUser
 ) -> Response:
     """Delete a category that has no child categories and no products."""
     await service.delete_category(db=db, http=_http(request), category_id=category_id)
@@ -102,5 +102,5 @@ async def delete_category(
 
 
 @internal.get("/categories/{id_or_slug}", response_model=CategoryPublic)
-async def lookup_category(id_or_slug: str, request: Request) -> Response:
+async def lookup_category(id_or_slug: SafeStr, request: Request) -> Response:
     return await _category_response(request, id_or_slug)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Unpack
+
 from fastapi import FastAPI
 
 from shopfleet.categories.api import internal, router
 from shopfleet.categories.caching import CACHED_ROUTES, warm_category_cache
-from shopfleet.common.app import ServiceSpec, create_service_app
+from shopfleet.common.app import AppOptions, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 
 SPEC = ServiceSpec(
@@ -20,8 +21,5 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    settings = settings or Settings(service="categories")
-    return create_service_app(settings, SPEC, http_transport=http_transport)
+def create_app(settings: Settings | None = None, **options: Unpack[AppOptions]) -> FastAPI:
+    return create_service_app(settings or Settings(service="categories"), SPEC, **options)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.app import Resources
-from shopfleet.common.cached_reads import CachedRoute, warm
+from shopfleet.common.cached_reads import CachedRoute, int_value, text_value, warm
 from shopfleet.common.database import invalidate_after_commit
 
 log = logging.getLogger("shopfleet.categories.cache")
@@ -26,6 +26,9 @@ def invalidate_category_caches(db: AsyncSession) -> None:
     invalidate_after_commit(db, LIST_SCOPE, DETAIL_SCOPE, PRODUCT_LIST_SCOPE)
 
 
+# What GET /v1/categories reads (categories/api.py); the detail reads no parameter.
+LIST_QUERY = {"page": int_value, "limit": int_value, "parentId": text_value}
+
 CACHED_ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/categories"),
@@ -33,6 +36,7 @@ CACHED_ROUTES = [
         scope=lambda match: LIST_SCOPE,
         key=lambda match, query: f"categories:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
+        query=LIST_QUERY,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/categories/(?P<ref>[^/]+)"),

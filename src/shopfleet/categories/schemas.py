@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from shopfleet.common.schemas import ApiModel, Name, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, Timestamp
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 SLUG_MAX_LENGTH = 200
@@ -20,8 +20,9 @@ Slug = Annotated[
     str,
     StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=SLUG_MAX_LENGTH),
     Field(description="Lower-case ASCII letters and digits in words joined by hyphens."),
+    SAFE_TEXT,
 ]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), SAFE_TEXT]
 
 
 def slugify(name: str) -> str:

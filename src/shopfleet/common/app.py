@@ -8,13 +8,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,15 +23,22 @@ from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
+from shopfleet.common.dbmetrics import instrument_engine
+from shopfleet.common.docs import docs_router
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
 from shopfleet.common.openapi import install_problem_schema
+from shopfleet.common.pool import DatabaseProbe, open_connections, run_idle_reaper
 from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
 from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenVerifier, load_internal_token
+from shopfleet.common.tracing import create_tracer_provider, trace_clients, tracing_requested
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("shopfleet.app")
 Hook = Callable[[FastAPI, "Resources"], Awaitable[None]]
@@ -53,6 +58,7 @@ class Resources:
     redis_guard: RedisGuard
     cache: ResponseCache | None
     internal_token: str | None
+    database_probe: DatabaseProbe
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     draining: bool = False
@@ -72,23 +78,44 @@ class ServiceSpec:
     rate_limited: bool = False
 
 
+class AppOptions(TypedDict, total=False):
+    """What tests (and embedders) may pass to every service's `create_app`."""
+
+    http_transport: httpx.AsyncBaseTransport | None  # the network to other services
+    span_exporter: SpanExporter | None  # trace into this exporter (tests: in memory)
+
+
 def create_service_app(
     settings: Settings,
     spec: ServiceSpec,
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     """Build a service's ASGI app; all I/O happens in the lifespan, none at build time."""
     metrics = Metrics()
+    tracer_provider = (
+        create_tracer_provider(settings, span_exporter)
+        if span_exporter is not None or tracing_requested()
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        instrument_engine(
+            engine,
+            metrics,
+            slow_query_seconds=settings.slow_query_seconds,
+            tracer=tracer_provider.get_tracer("shopfleet.db") if tracer_provider else None,
+        )
         internal_token = load_internal_token(settings)
         http = ServiceClient(
             settings, metrics, internal_token=internal_token, transport=http_transport
         )
         redis = create_redis(settings)
+        if tracer_provider is not None:
+            trace_clients(tracer_provider, http=http.client, redis=redis)
         guard = RedisGuard(redis, metrics)
         resources = Resources(
             settings=settings,
@@ -105,6 +132,8 @@ def create_service_app(
                 else None
             ),
             internal_token=internal_token,
+            # Answers within the probes' 2 s timeout even while a connect hangs.
+            database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
         if spec.rate_limited and settings.rate_limit_enabled:
             resources.extras["rate_limiter"] = RateLimiter(
@@ -122,24 +151,38 @@ def create_service_app(
                 "(set SHOPFLEET_REDIS_URL to share them)"
             )
         app.state.resources = resources
+        jwks_task: asyncio.Task[None] | None = None
+        pool_floor = min(settings.database_pool_min, settings.database_pool_size)
+        reaper = asyncio.create_task(
+            run_idle_reaper(engine, idle_seconds=settings.database_idle_timeout, keep=pool_floor)
+        )
         try:
+            # The floor of the pool, open before the first request; a database that
+            # refuses now keeps /health/ready at 503 until it accepts, not the start.
+            await open_connections(engine, pool_floor, within=settings.database_pool_timeout)
             for hook in spec.startup:
                 await hook(app, resources)
+            jwks_task = await _prime_token_keys(resources)
             resources.ready = True
             log.info("instance ready", extra={"version": __version__})
             yield
         finally:
             resources.ready = False
             resources.draining = True
+            if jwks_task is not None:
+                jwks_task.cancel()
             for hook in reversed(spec.shutdown):
                 try:
                     await hook(app, resources)
                 except Exception:
                     log.exception("shutdown hook failed")
+            reaper.cancel()
             await http.aclose()
             if resources.redis is not None:
                 await resources.redis.aclose()
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # flushes the spans still batched
             log.info("instance stopped")
 
     app = FastAPI(
@@ -152,6 +195,7 @@ def create_service_app(
     install_error_handlers(app)
     install_problem_schema(app)
     app.include_router(_operational_router(spec))
+    app.include_router(docs_router(app, spec.title))
     for router in spec.routers:
         app.include_router(router)
     # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads.
@@ -172,10 +216,36 @@ def create_service_app(
         request_timeout=settings.request_timeout,
         max_body_size=settings.max_body_size,
         access_log_enabled=settings.access_log,
+        trace_ids=tracer_provider is not None,
     )
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Outermost: the server span covers everything, and the access log sees its id.
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            tracer_provider=tracer_provider,
+            exclude_spans=["receive", "send"],
+        )
     app.state.metrics = metrics
     app.state.settings = settings
     return app
+
+
+async def _prime_token_keys(resources: Resources) -> asyncio.Task[None] | None:
+    """Fetch auth's JWKS before reporting ready, so a cold instance accepts valid tokens.
+
+    The wait is bounded: if auth is unreachable the instance starts anyway but stays
+    not-ready (503 on /health/ready) while a background task keeps fetching, rather than
+    crash-looping; a request that does arrive waits for that fetch instead of failing.
+    """
+    verifier = resources.verifier
+    if verifier.ready or verifier.jwks is None:
+        return None  # keys configured (a static public key, or auth's own signing key)
+    if await verifier.jwks.prime(max_wait=resources.settings.jwks_startup_timeout):
+        return None
+    log.warning("no token keys yet: not ready until auth's JWKS is fetched")
+    return asyncio.get_running_loop().create_task(verifier.jwks.keep_trying())
 
 
 def _resources(app: FastAPI) -> Resources | None:
@@ -197,9 +267,13 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> Response:
         resources: Resources = request.app.state.resources
-        ok = resources.ready and not resources.draining
-        body = {"status": "ready" if ok else ("draining" if resources.draining else "starting")}
-        return _json(body, 200 if ok else 503)
+        if resources.draining or not resources.ready or not resources.verifier.ready:
+            body = {"status": "draining" if resources.draining else "starting"}
+            return _json(body, 503)
+        # Out of rotation while no database connection can be had (server full or down).
+        if not await resources.database_probe.ok():
+            return _json({"status": "database unavailable"}, 503)
+        return _json({"status": "ready"}, 200)
 
     @router.get("/health")
     async def health(request: Request) -> Response:
@@ -225,13 +299,9 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
         if isinstance(pool, QueuePool):
             resources.metrics.db_pool_in_use.set(pool.checkedout())
             resources.metrics.db_pool_size.set(pool.size())
+            resources.metrics.db_pool_idle.set(pool.checkedin())
         payload, content_type = resources.metrics.render()
         return Response(payload, media_type=content_type)
-
-    @router.get("/docs")
-    async def docs() -> HTMLResponse:
-        # A relative schema URL works both on the instance and under the gateway's /docs/<svc>/.
-        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{spec.title} docs")
 
     return router
 

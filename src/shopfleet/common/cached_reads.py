@@ -8,8 +8,9 @@ status is 200. Concurrent misses of one key share one run of the endpoint (singl
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -20,13 +21,54 @@ from shopfleet.common.cache import ResponseCache
 ROUTE_TEMPLATE_KEY = "shopfleet.route_template"
 
 
+# A query parameter's value in the form the cache key holds it (see normalise_query).
+QueryValue = Callable[[str], str]
+
+
+def text_value(value: str) -> str:
+    return value
+
+
+def int_value(value: str) -> str:
+    """`7`, `07` and `+7` are one page."""
+    try:
+        return str(int(value))
+    except ValueError:
+        return value  # the endpoint answers 422, which is never cached
+
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def bool_value(value: str) -> str:
+    """The spellings pydantic accepts for a bool, as `true` or `false`."""
+    lowered = value.strip().lower()
+    return "true" if lowered in _TRUE else "false" if lowered in _FALSE else value
+
+
+def decimal_value(value: str) -> str:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return value
+    return str(number.normalize()) if number.is_finite() else value
+
+
+def set_value(value: str) -> str:
+    """A comma-separated set (`fields=name,id`): order and repeats do not matter."""
+    return ",".join(sorted({part.strip() for part in value.split(",")} - {""}))
+
+
 @dataclass(frozen=True)
 class CachedRoute:
     """A GET route whose 200 answers are cached.
 
     `scope(match)` names the generation the entry belongs to (bumped on writes);
     `key(match, query)` names the entry itself, or None to pass the request through
-    uncached (an id in a form writes would never invalidate, say).
+    uncached (an id in a form writes would never invalidate, say). `query` names the
+    query parameters the endpoint reads, each with its normal form: only those make up
+    the key, so parameters the endpoint ignores never create entries of their own.
     """
 
     pattern: re.Pattern[str]
@@ -34,12 +76,21 @@ class CachedRoute:
     scope: Callable[[re.Match[str]], str]
     key: Callable[[re.Match[str], str], str | None]
     ttl: Callable[[Any], int]
+    query: Mapping[str, QueryValue] = field(default_factory=dict)
 
 
-def normalise_query(query_string: bytes) -> str:
-    """Sort parameters so `page=1&limit=10` and `limit=10&page=1` share an entry."""
-    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return urlencode(sorted(pairs))
+def normalise_query(query_string: bytes, known: Mapping[str, QueryValue]) -> str:
+    """The recognised parameters, normalised and sorted: one entry per distinct answer.
+
+    `page=1&limit=10` and `limit=10&page=1&utm=x` share an entry. A repeated parameter
+    keeps its last value, the one FastAPI reads.
+    """
+    values: dict[str, str] = {}
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        normal = known.get(name)
+        if normal is not None:
+            values[name] = normal(value)
+    return urlencode(sorted(values.items()))
 
 
 class _NotCacheable(Exception):
@@ -82,7 +133,7 @@ class CachedReadMiddleware:
             return
         # A hit never reaches routing: name the route for the metrics here.
         scope[ROUTE_TEMPLATE_KEY] = route.template
-        key = route.key(match, normalise_query(scope["query_string"]))
+        key = route.key(match, normalise_query(scope["query_string"], route.query))
         if key is None:
             await self.app(scope, receive, send)
             return

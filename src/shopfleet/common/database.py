@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.errors import ShopfleetError
+from shopfleet.common.pool import IdleClosingPool, track_idle_time
 from shopfleet.common.settings import Settings
 
 NAMING_CONVENTION = {
@@ -87,16 +88,42 @@ def create_engine(settings: Settings, service: str | None = None) -> AsyncEngine
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    schema = settings.database_schema_for(service)
     kwargs.update(
+        poolclass=IdleClosingPool,
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
-        connect_args={"server_settings": {"search_path": schema or "public"}},
+        pool_use_lifo=True,
+        connect_args=_postgres_connect_args(settings, service),
     )
     engine = create_async_engine(url, **kwargs)
     _replace_closed_connections(engine)
+    track_idle_time(engine)
     return engine
+
+
+def _postgres_connect_args(settings: Settings, service: str | None) -> dict[str, Any]:
+    # A connect that hangs (a server at its limit, a lost network) fails within the
+    # pool timeout, as a 503, rather than asyncpg's default of 60 s.
+    args: dict[str, Any] = {"timeout": settings.database_pool_timeout}
+    if settings.database_pgbouncer:
+        # Transaction pooling: the next transaction may run on another server connection,
+        # so asyncpg must not reuse named statements (PgBouncer 1.18, Debian 12's, cannot
+        # track them); each statement gets a unique name and no cache. PgBouncer's
+        # per-service database sets search_path itself (connect_query).
+        args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unique_statement_name,
+        )
+        return args
+    schema = settings.database_schema_for(service)
+    args["server_settings"] = {"search_path": schema or "public"}
+    return args
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 def _replace_closed_connections(engine: AsyncEngine) -> None:

@@ -124,7 +124,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
-    return path or "body"
+    # An unknown field's name is the client's text: an unpaired surrogate in it would not
+    # even serialise, so name it by escapes.
+    return path.encode("utf-8", "backslashreplace").decode() or "body"
 
 
 async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
@@ -145,6 +147,40 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Resp
     return problem_response(
         503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
     )
+
+
+# SQLSTATE classes of a refused or lost connection: 08 connection exception, 53
+# insufficient resources (53300 "sorry, too many clients already"), 57P0x shutting down
+# or starting up. asyncpg's errors for these reach us as SQLAlchemy's generic DBAPIError.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether a database error means "no connection now" rather than a bad statement."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            pending.append(current.orig)
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    if is_connection_failure(exc):
+        return await _handle_database_unavailable(request, exc)
+    raise exc  # a bug, not an outage: ServiceMiddleware answers 500 and logs it
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> Response:
@@ -176,12 +212,16 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ShopfleetError, _handle_shopfleet_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    # asyncpg raises a bare ConnectionError when it cannot connect at all.
+    # asyncpg raises a bare ConnectionError when it cannot connect at all, and
+    # TimeoutError when a connect outlasts its timeout.
     for database_error in (
         sa_exc.TimeoutError,
         sa_exc.OperationalError,
         sa_exc.InterfaceError,
         ConnectionError,
+        TimeoutError,
     ):
         app.add_exception_handler(database_error, _handle_database_unavailable)
+    # Other driver errors: 503 when the connection was refused or lost, else a 500.
+    app.add_exception_handler(sa_exc.DBAPIError, _handle_database_error)
     # Unexpected exceptions are answered by ServiceMiddleware (500, logged once).

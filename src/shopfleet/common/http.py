@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -19,6 +21,10 @@ from shopfleet.common.settings import Settings
 log = logging.getLogger("shopfleet.http")
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 (a header name)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# The answers that say the dependency could not serve (overloaded, down, no instance
+# behind the gateway, timed out). A plain 500 is the dependency answering: a bug for that
+# one input, which must not cut every other caller off from it.
+_UNAVAILABLE = frozenset({502, 503, 504})
 
 
 class BreakerState(IntEnum):
@@ -28,7 +34,14 @@ class BreakerState(IntEnum):
 
 
 class CircuitBreaker:
-    """Open when the failure ratio of recent calls passes a threshold; retry after a pause."""
+    """Open when the failure ratio of recent calls passes a threshold; probe to recover.
+
+    Outcomes are logical calls (retries included), and only dependency failures count as
+    failures. Once open, the first probe goes out after `probe_delay`; each failed probe
+    doubles the pause, capped at `reset_timeout` (the seed's 30 s). So a dependency that
+    is back within seconds is used again within seconds, and one that stays down is
+    probed at most every `reset_timeout`.
+    """
 
     def __init__(
         self,
@@ -38,16 +51,19 @@ class CircuitBreaker:
         min_calls: int = 5,
         window: int = 20,
         reset_timeout: float = 30.0,
-        clock: Any = time.monotonic,
+        probe_delay: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.failure_ratio = failure_ratio
         self.min_calls = min_calls
         self.reset_timeout = reset_timeout
+        self.probe_delay = min(probe_delay, reset_timeout)
         self.clock = clock
         self.outcomes: deque[bool] = deque(maxlen=window)
         self.state = BreakerState.CLOSED
         self.opened_at = 0.0
+        self.pause = self.probe_delay  # how long this opening lasts before the next probe
         self._trial_in_flight = False
 
     def allow(self) -> bool:
@@ -55,7 +71,7 @@ class CircuitBreaker:
         if self.state is BreakerState.CLOSED:
             return True
         if self.state is BreakerState.OPEN:
-            if self.clock() - self.opened_at < self.reset_timeout:
+            if self.clock() - self.opened_at < self.pause:
                 return False
             self.state = BreakerState.HALF_OPEN
         if self._trial_in_flight:
@@ -64,12 +80,15 @@ class CircuitBreaker:
         return True
 
     def record(self, *, success: bool) -> None:
+        """Count the outcome of one logical call that `allow()` let through."""
         if self.state is BreakerState.HALF_OPEN:
             self._trial_in_flight = False
             if success:
                 self.state = BreakerState.CLOSED
                 self.outcomes.clear()
+                self.pause = self.probe_delay
             else:
+                self.pause = min(self.pause * 2, self.reset_timeout)
                 self._open()
             return
         self.outcomes.append(success)
@@ -80,12 +99,17 @@ class CircuitBreaker:
         ):
             self._open()
 
+    def release(self) -> None:
+        """A call ended without an outcome (cancelled): let the next trial go out."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._trial_in_flight = False
+
     def retry_after(self) -> int:
-        return max(1, int(self.reset_timeout - (self.clock() - self.opened_at)))
+        return max(1, math.ceil(self.pause - (self.clock() - self.opened_at)))
 
     def _open(self) -> None:
         if self.state is not BreakerState.OPEN:
-            log.warning("circuit opened", extra={"target": self.name})
+            log.warning("circuit opened", extra={"target": self.name, "probe_in": self.pause})
         self.state = BreakerState.OPEN
         self.opened_at = self.clock()
         self.outcomes.clear()
@@ -123,6 +147,7 @@ class ServiceClient:
                 failure_ratio=self.settings.breaker_failure_ratio,
                 min_calls=self.settings.breaker_min_calls,
                 reset_timeout=self.settings.breaker_reset_timeout,
+                probe_delay=self.settings.breaker_probe_delay,
             )
         return self.breakers[target]
 
@@ -138,50 +163,61 @@ class ServiceClient:
         idempotent: bool | None = None,
         retries: int = 2,
     ) -> httpx.Response:
-        """Send one call to `target`; 5xx and transport errors count against its breaker.
+        """Send one call to `target`; a call its retries could not save counts against its breaker.
 
-        Only idempotent calls are retried, with capped, jittered backoff. A call that
-        cannot be made raises DependencyUnavailable (503 to our own client).
+        Only idempotent calls are retried, with capped, jittered backoff. The breaker sees
+        one outcome per call: a failure when every attempt ended in a transport error or a
+        502/503/504, a success otherwise (a 4xx or 500 is the dependency answering). A call
+        that cannot be made raises DependencyUnavailable (503 to our own client).
         """
         breaker = self.breaker(target)
+        if not breaker.allow():
+            self.metrics.outbound.labels(target, "short_circuit").inc()
+            raise DependencyUnavailable(
+                f"The {target} service is unavailable.", retry_after=breaker.retry_after()
+            )
         may_retry = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
         attempts = 1 + (retries if may_retry else 0)
-        for attempt in range(attempts):
-            if not breaker.allow():
-                self.metrics.outbound.labels(target, "short_circuit").inc()
-                raise DependencyUnavailable(
-                    f"The {target} service is unavailable.", retry_after=breaker.retry_after()
-                )
-            try:
-                response = await self.client.request(
-                    method,
-                    self.settings.service_urls.get(target, "") + path,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                )
-            except httpx.TransportError as exc:
-                breaker.record(success=False)
-                self._observe_breaker(breaker)
-                self.metrics.outbound.labels(target, "error").inc()
-                log.warning(
-                    "call failed", extra={"target": target, "path": path, "error": repr(exc)}
-                )
-                if attempt + 1 < attempts:
+        recorded = False
+        try:
+            for attempt in range(attempts):
+                try:
+                    response = await self.client.request(
+                        method,
+                        self.settings.service_urls.get(target, "") + path,
+                        json=json,
+                        params=params,
+                        headers=headers,
+                    )
+                except httpx.TransportError as exc:
+                    self.metrics.outbound.labels(target, "error").inc()
+                    log.warning(
+                        "call failed", extra={"target": target, "path": path, "error": repr(exc)}
+                    )
+                    if attempt + 1 < attempts:
+                        await asyncio.sleep(_backoff(attempt))
+                        continue
+                    recorded = self._record(breaker, success=False)
+                    raise DependencyUnavailable(f"The {target} service is unavailable.") from exc
+                unavailable = response.status_code in _UNAVAILABLE
+                failed = response.status_code >= 500
+                self.metrics.outbound.labels(target, "error" if failed else "ok").inc()
+                if unavailable and attempt + 1 < attempts:
                     await asyncio.sleep(_backoff(attempt))
                     continue
-                raise DependencyUnavailable(f"The {target} service is unavailable.") from exc
-            failed = response.status_code >= 500
-            breaker.record(success=not failed)
-            self._observe_breaker(breaker)
-            self.metrics.outbound.labels(target, "error" if failed else "ok").inc()
-            if failed and attempt + 1 < attempts:
-                await asyncio.sleep(_backoff(attempt))
-                continue
-            if failed:
-                raise DependencyUnavailable(f"The {target} service is unavailable.")
-            return response
-        raise AssertionError("unreachable")
+                recorded = self._record(breaker, success=not unavailable)
+                if failed:
+                    raise DependencyUnavailable(f"The {target} service is unavailable.")
+                return response
+            raise AssertionError("unreachable")
+        finally:
+            if not recorded:
+                breaker.release()
+
+    def _record(self, breaker: CircuitBreaker, *, success: bool) -> bool:
+        breaker.record(success=success)
+        self._observe_breaker(breaker)
+        return True
 
     def _observe_breaker(self, breaker: CircuitBreaker) -> None:
         self.metrics.breaker_state.labels(breaker.name).set(int(breaker.state))

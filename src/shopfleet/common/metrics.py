@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+# Database statements and Redis commands are mostly sub-millisecond.
+FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -20,6 +29,8 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # CPU seconds, resident memory, open files: what the CPU and memory alerts read.
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -64,6 +75,35 @@ class Metrics:
             "db_pool_connections_in_use", "Database connections checked out", registry=r
         )
         self.db_pool_size = Gauge("db_pool_size", "Database pool size", registry=r)
+        self.db_pool_idle = Gauge(
+            "db_pool_connections_idle", "Database connections open and idle in the pool", registry=r
+        )
+        self.db_query_duration = Histogram(
+            "db_query_duration_seconds",
+            "Database statement time by kind (SELECT, INSERT, UPDATE, DELETE, other)",
+            ["kind"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.db_slow_queries = Counter(
+            "db_slow_queries_total",
+            "Statements slower than the slow_query_seconds setting",
+            ["kind"],
+            registry=r,
+        )
+        self.redis_duration = Histogram(
+            "redis_command_duration_seconds",
+            "Redis round trips by operation",
+            ["operation"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit_decisions = Counter(
+            "rate_limit_decisions_total",
+            "Rate limiter decisions (allowed, rejected, failed_open when Redis is down)",
+            ["group", "decision"],
+            registry=r,
+        )
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

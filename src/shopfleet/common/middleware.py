@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
 from shopfleet.common.metrics import Metrics
+from shopfleet.common.tracing import current_trace_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -51,6 +52,7 @@ class ServiceMiddleware:
         request_timeout: float,
         max_body_size: int,
         access_log_enabled: bool = True,
+        trace_ids: bool = False,
     ) -> None:
         self.app = app
         self.instance = instance.encode()
@@ -58,6 +60,7 @@ class ServiceMiddleware:
         self.request_timeout = request_timeout
         self.max_body_size = max_body_size
         self.access_log_enabled = access_log_enabled
+        self.trace_ids = trace_ids
 
     @staticmethod
     def _route_template(scope: Scope) -> str:
@@ -80,7 +83,12 @@ class ServiceMiddleware:
         )
         scope.setdefault("state", {})["request_id"] = request_id
         method = scope["method"]
-        extra_headers = [(b"x-request-id", request_id.encode()), (b"x-instance", self.instance)]
+        extra_headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-instance", self.instance),
+            # Every answer is JSON (or the docs page): never let a browser guess otherwise.
+            (b"x-content-type-options", b"nosniff"),
+        ]
         status = 500
         response_started = False
 
@@ -115,6 +123,14 @@ class ServiceMiddleware:
             if error is not None:
                 await respond_problem(*error)
                 return
+            if _is_chunked(scope):
+                # No Content-Length to check up front: read the body here, up to the limit.
+                # Checked while FastAPI reads it, an overflow would surface as its 400.
+                buffered = await self._read_limited(receive)
+                if buffered is None:
+                    await respond_problem(413, "The request body is too large.")
+                    return
+                receive = _replay(buffered, receive)
             received = 0
 
             async def receive_wrapper() -> Message:
@@ -150,17 +166,32 @@ class ServiceMiddleware:
             self.metrics.requests.labels(method, route, status_label).inc()
             self.metrics.latency.labels(method, route, status_label).observe(elapsed)
             if self.access_log_enabled:
-                access_log.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": method,
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+                fields = {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                if self.trace_ids:
+                    fields["trace_id"] = current_trace_id()
+                access_log.info("request", extra=fields)
+
+    async def _read_limited(self, receive: Receive) -> list[Message] | None:
+        """The request's body messages, or None once they pass the size limit."""
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages  # the client went away: let the app see it
+            size += len(message.get("body", b""))
+            if size > self.max_body_size:
+                return None
+            if not message.get("more_body", False):
+                return messages
 
     def _check_body_headers(self, scope: Scope) -> tuple[int, str] | None:
         if scope["method"].encode() not in _BODY_METHODS:
@@ -182,6 +213,26 @@ class ServiceMiddleware:
         if content_type is None or not _is_json(content_type):
             return 415, "The request body must be application/json."
         return None
+
+
+def _is_chunked(scope: Scope) -> bool:
+    return (
+        scope["method"].encode() in _BODY_METHODS
+        and _header(scope, b"content-length") is None
+        and _header(scope, b"transfer-encoding") is not None
+    )
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands out `messages` first, then whatever the server sends next."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 class ConditionalGZipMiddleware:

@@ -121,9 +121,13 @@ class RateLimiter:
 
             allowed, used, wait = await self.guard.run("rate_limit", command, (1, -1, 0))
             if used < 0:  # Redis down: fail open, without inventing numbers
+                self.metrics.rate_limit_decisions.labels(self.group, "failed_open").inc()
                 return Decision(True, self.limit, self.limit, 0, 0)
         if not allowed:
             self.metrics.rate_limited.labels(self.group).inc()
+        self.metrics.rate_limit_decisions.labels(
+            self.group, "allowed" if allowed else "rejected"
+        ).inc()
         remaining = max(0, math.floor((self.period - used) / self.interval))
         return Decision(
             allowed=bool(allowed),

@@ -72,11 +72,13 @@ class RedisGuard:
         """Run `command`, or return `fallback` when Redis is down or fails."""
         if self.redis is None or self.clock() < self.retry_at:
             return fallback
+        started = time.perf_counter()
         try:
             result = await command(self.redis)
         except (RedisError, OSError) as exc:
             self._failed(operation, exc)
             return fallback
+        self.metrics.redis_duration.labels(operation).observe(time.perf_counter() - started)
         if self.failures:
             log.warning(
                 "redis is back",

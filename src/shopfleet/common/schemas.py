@@ -3,15 +3,60 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
+
+
+# The input hygiene rule (docs/architecture.md, "Input hygiene"): no text the API takes may
+# hold NUL (PostgreSQL cannot store it, SQLite's LIKE stops at it), an unpaired surrogate
+# (not encodable as UTF-8), or any other C0 control or DEL. Tab, line feed and carriage
+# return stay allowed: free text (descriptions) may have lines.
+_UNSAFE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def reject_unsafe_text(value: str) -> str:
+    """Return `value`, or refuse it (422) if it holds a code point the rule forbids."""
+    found = _UNSAFE_TEXT.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "unsafe_text",
+            "must not contain control characters (except tab, line feed and carriage "
+            "return) or unpaired surrogates; found U+{code}",
+            {"code": f"{ord(found.group()):04X}"},
+        )
+    return value
+
+
+# Put last in an Annotated string type (after StringConstraints) to apply the rule.
+SAFE_TEXT = AfterValidator(reject_unsafe_text)
+# Any string the API accepts: body fields, query, path and header parameters. Length
+# limits go in a StringConstraints before SAFE_TEXT (see SearchText), not in Query(), so
+# their errors read "String should have at most ... characters".
+SafeStr = Annotated[str, SAFE_TEXT]
+
+
+def _bounded(min_length: int, max_length: int) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length)
+
+
+EmailQuery = Annotated[str, _bounded(0, 320), SAFE_TEXT]
+SearchText = Annotated[str, _bounded(1, 200), SAFE_TEXT]
 
 
 def _rfc3339(value: datetime) -> str:
@@ -82,6 +127,8 @@ def make_page(
     )
 
 
-NonEmptyStr = Annotated[str, Field(min_length=1)]
+NonEmptyStr = Annotated[str, Field(min_length=1), SAFE_TEXT]
 # A human-readable name: trimmed, 1 to 200 characters.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
+]

@@ -26,10 +26,20 @@ class Settings(BaseSettings):
     # A PostgreSQL URL is shared by every service; each keeps its tables in its own schema.
     database_url: str | None = None
     database_schema_prefix: str = ""
-    database_pool_size: int = Field(default=10, ge=1)
+    # Pool sizes come from the topology's connection budget ([database] in shopfleet.toml):
+    # every instance's pool together stays under PostgreSQL's max_connections.
+    database_pool_size: int = Field(default=6, ge=1)
+    # Connections an idle instance keeps open (opened at start); the rest close once idle
+    # for database_idle_timeout seconds, so a burst's connections go back to the server.
     database_pool_min: int = Field(default=2, ge=0)
+    database_idle_timeout: float = Field(default=30.0, gt=0)
     database_pool_timeout: float = 5.0
+    # Behind PgBouncer in transaction mode (Kubernetes beyond the budget): no named
+    # prepared statements survive a transaction, and no search_path at connect time.
+    database_pgbouncer: bool = False
     database_echo: bool = False
+    # Statements slower than this count in db_slow_queries_total and are logged.
+    slow_query_seconds: float = 0.5
 
     redis_url: str | None = None
     redis_key_prefix: str = "shopfleet:"
@@ -42,7 +52,10 @@ class Settings(BaseSettings):
     http_timeout: float = 3.0
     breaker_failure_ratio: float = 0.5
     breaker_min_calls: int = 5
+    # Seed: open at 50 % errors, retry after 30 s. The 30 s is the cap of the probe pause,
+    # which starts at breaker_probe_delay and doubles per failed probe (see http.py).
     breaker_reset_timeout: float = 30.0
+    breaker_probe_delay: float = 1.0
 
     # Tokens.
     jwt_issuer: str = "shopfleet-auth"
@@ -52,6 +65,8 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_public_key_file: Path | None = None
     jwks_url: str | None = None
+    # How long a starting instance waits for the JWKS before it starts not-ready (see app.py).
+    jwks_startup_timeout: float = Field(default=10.0, ge=0)
     access_token_ttl: int = Field(default=900, ge=30)
     session_idle_timeout: int = Field(default=3600, ge=60)
 

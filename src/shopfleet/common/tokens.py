@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shopfleet.common.errors import Unauthorized
+from shopfleet.common.jwks import JwksFetcher
 from shopfleet.common.settings import Settings
 
 log = logging.getLogger("shopfleet.tokens")
 ALGORITHM = "EdDSA"
-JWKS_PATH = "/v1/auth/.well-known/jwks.json"
-_JWKS_REFETCH_INTERVAL = 10.0
+# How long a token with an unknown key id may wait for the JWKS fetch that could know it.
+_UNKNOWN_KEY_WAIT = 5.0
 _VERIFIED_CACHE_SIZE = 10_000
 
 
@@ -155,8 +156,16 @@ class TokenVerifier:
     ) -> None:
         self.settings = settings
         self.keys: dict[str, Ed25519PublicKey] = dict(keys or {})
-        self.http = http
-        self._last_fetch = 0.0
+        self.jwks = (
+            JwksFetcher(
+                http,
+                url=settings.jwks_url,
+                trusted_urls=settings.service_urls.values(),
+                on_keys=self._add_keys,
+            )
+            if http is not None
+            else None
+        )
         # Verified tokens, so a session's repeat requests skip the signature check;
         # entries are dropped when the token expires.
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
@@ -171,21 +180,14 @@ class TokenVerifier:
                 raise RuntimeError("the token public key must be an Ed25519 key")
             self.keys[key_id(public)] = public
 
-    async def _refresh_jwks(self) -> None:
-        if self.http is None or time.monotonic() - self._last_fetch < _JWKS_REFETCH_INTERVAL:
-            return
-        self._last_fetch = time.monotonic()
-        url = self.settings.jwks_url or JWKS_PATH
-        try:
-            response = await self.http.get(url)
-            response.raise_for_status()
-            for jwk in response.json().get("keys", []):
-                if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
-                    raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
-                    public = Ed25519PublicKey.from_public_bytes(raw)
-                    self.keys[key_id(public)] = public
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            log.warning("could not fetch the JWKS", extra={"error": repr(exc)})
+    @property
+    def ready(self) -> bool:
+        """True once a key is known: a verifier without keys would refuse every token."""
+        return bool(self.keys)
+
+    def _add_keys(self, keys: list[Ed25519PublicKey]) -> None:
+        for public in keys:
+            self.keys[key_id(public)] = public
 
     async def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid token or raise Unauthorized."""
@@ -210,8 +212,8 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise Unauthorized("The access token has no key id.")
-        if kid not in self.keys:
-            await self._refresh_jwks()
+        if kid not in self.keys and self.jwks is not None:
+            await self.jwks.wait_for(lambda: kid in self.keys, max_wait=_UNKNOWN_KEY_WAIT)
         key = self.keys.get(kid)
         if key is None:
             raise Unauthorized("The access token was signed by an unknown key.")

@@ -22,10 +22,16 @@ def render(
     root: Annotated[Path, typer.Option(help="Repository root to write under")] = Path("."),
 ) -> None:
     """Render every deployment file of the default profile into the repository."""
+    from shopfleet.deploy import budget
     from shopfleet.deploy import render as registry
-    from shopfleet.deploy.topology import load_topology
+    from shopfleet.deploy.topology import TopologyError, load_topology
 
-    files = registry.render_all(load_topology(topology_path))
+    try:
+        topology = load_topology(topology_path)
+        budget.check_topology(topology)
+    except (TopologyError, budget.BudgetError) as exc:
+        raise _fail(exc) from None
+    files = registry.render_all(topology)
     if check:
         differing = registry.check(files, root)
         for path in differing:
@@ -55,6 +61,15 @@ def _fail(exc: Exception) -> typer.Exit:
 def up(
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Return once it is up")] = False,
     profile: Annotated[str, typer.Option(help="Topology profile, e.g. bench")] = "default",
+    monitoring: Annotated[
+        bool, typer.Option("--monitoring", help="Also run Prometheus, Alertmanager, exporters")
+    ] = False,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale", help="Scale instances by the HPA policy (also [autoscaling] enabled)"
+        ),
+    ] = False,
     topology_path: TopologyOption = Path("shopfleet.toml"),
     var: VarOption = Path("var"),
 ) -> None:
@@ -63,14 +78,20 @@ def up(
 
     from shopfleet.deploy import local, operate
     from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.topology import TopologyError
 
     run_dir = RunDir(var.resolve())
     try:
         state = local.up(
-            run_dir=run_dir, topology_path=topology_path, profile=profile, echo=typer.echo
+            run_dir=run_dir,
+            topology_path=topology_path,
+            profile=profile,
+            echo=typer.echo,
+            monitoring=monitoring,
+            autoscale=autoscale,
         )
         rows = operate.status(run_dir)
-    except OperateError as exc:
+    except (OperateError, TopologyError) as exc:
         raise _fail(exc) from None
     gateway = state.topology_now().gateway
     typer.echo(operate.format_status(rows))
@@ -80,6 +101,12 @@ def up(
     typer.echo(
         f"API docs: http://127.0.0.1:{gateway.public_port}/docs/products/ (and each service)"
     )
+    if monitoring:
+        m = state.topology_now().monitoring
+        typer.echo(
+            f"Prometheus: http://127.0.0.1:{m.prometheus_port}/  "
+            f"Alertmanager: http://127.0.0.1:{m.alertmanager_port}/"
+        )
     if detach:
         return
 
@@ -109,12 +136,17 @@ def down(var: VarOption = Path("var")) -> None:
 def status(var: VarOption = Path("var")) -> None:
     """Every process: state, pid, port, uptime, memory, CPU."""
     from shopfleet.deploy import operate
+    from shopfleet.deploy.autoscaler import format_decisions, read_status
     from shopfleet.deploy.runtime import OperateError, RunDir
 
+    run_dir = RunDir(var.resolve())
     try:
-        typer.echo(operate.format_status(operate.status(RunDir(var.resolve()))))
+        typer.echo(operate.format_status(operate.status(run_dir)))
     except OperateError as exc:
         raise _fail(exc) from None
+    decisions = read_status(run_dir)
+    if decisions:
+        typer.echo("\n" + format_decisions(decisions))
 
 
 def logs(
@@ -173,7 +205,49 @@ def reload(
         raise _fail(exc) from None
 
 
+def top(
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between readings", min=0.2)] = 1.0,
+    var: VarOption = Path("var"),
+) -> None:
+    """Live per-instance view: requests/s, latency, errors, CPU, memory, pool, cache."""
+    import os
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.top import TopView, render_view
+
+    run_dir = RunDir(var.resolve())
+    if not Supervisor(run_dir).alive():
+        raise _fail(
+            OperateError(f"nothing running from {run_dir.var}: start it with `shopfleet up`")
+        )
+    view = TopView(run_dir, database_url=os.environ.get("SHOPFLEET_DATABASE_URL"))
+    first = view.snapshot()
+    if once:
+        time.sleep(interval)
+        Console(width=140).print(render_view(*view.snapshot()))
+        return
+    with contextlib.suppress(KeyboardInterrupt), Live(render_view(*first)) as live:
+        while True:
+            time.sleep(interval)
+            live.update(render_view(*view.snapshot()))
+
+
+def autoscaler(var: VarOption = Path("var")) -> None:
+    """Run the autoscaling controller (supervised by `up --autoscale`)."""
+    from shopfleet.common.logging import configure_logging
+    from shopfleet.deploy import autoscaler as controller
+    from shopfleet.deploy.runtime import RunDir
+
+    configure_logging(service="autoscaler", instance="autoscaler")
+    controller.run(RunDir(var.resolve()))
+
+
 def add_operate_commands(app: typer.Typer) -> None:
     """Register these commands on the main `shopfleet` app."""
-    for command in (render, up, down, status, logs, scale, reload):
+    for command in (render, up, down, status, logs, scale, reload, top):
         app.command()(command)
+    app.command(hidden=True)(autoscaler)

@@ -13,7 +13,6 @@ from typing import Any
 from shopfleet.deploy import compose_gateway
 from shopfleet.deploy.manifests import (
     CONTAINER_TMP,
-    PRIVATE_NETWORKS,
     REDIS_COMMAND,
     cpus,
     dump,
@@ -32,13 +31,13 @@ DATABASE = "shopfleet"
 BUILD_ARGS = {"BASE_IMAGE": "${BASE_IMAGE:-python:3.11-slim}"}
 
 
-def _required(variable: str) -> str:
+def required(variable: str) -> str:
     """A Compose interpolation that refuses to start without the variable."""
     return f"${{{variable}:?set {variable} in .env (see docs/deployment.md)}}"
 
 
 def _database_url() -> str:
-    password = _required("POSTGRES_PASSWORD")
+    password = required("POSTGRES_PASSWORD")
     return f"postgresql+asyncpg://{DATABASE}:{password}@postgres:5432/{DATABASE}"
 
 
@@ -49,8 +48,9 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_DATABASE_URL": _database_url(),
         "SHOPFLEET_REDIS_URL": "redis://redis:6379/0",
         "SHOPFLEET_INTERNAL_URL": f"http://gateway:{topology.gateway.internal_port}",
-        "SHOPFLEET_INTERNAL_TOKEN": _required("SHOPFLEET_INTERNAL_TOKEN"),
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(PRIVATE_NETWORKS),
+        "SHOPFLEET_INTERNAL_TOKEN": required("SHOPFLEET_INTERNAL_TOKEN"),
+        # Only the Compose network (the gateway container) may say who the client is.
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps([topology.networks.compose_subnet]),
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
     }
@@ -81,7 +81,7 @@ def _service(topology: Topology, service: Service) -> dict[str, Any]:
     environment = {**_platform_environment(topology), **service.environment(), "PORT": port}
     if service.name == "auth":
         # Every auth replica signs with the same key, so tokens verify whichever one issued them.
-        environment["SHOPFLEET_JWT_PRIVATE_KEY"] = _required("SHOPFLEET_JWT_PRIVATE_KEY")
+        environment["SHOPFLEET_JWT_PRIVATE_KEY"] = required("SHOPFLEET_JWT_PRIVATE_KEY")
     ready = f"urllib.request.urlopen('http://127.0.0.1:{port}/health/ready', timeout=2)"
     return {
         "image": topology.project.image,
@@ -109,7 +109,7 @@ def _infrastructure(topology: Topology) -> dict[str, Any]:
             "environment": {
                 "POSTGRES_DB": DATABASE,
                 "POSTGRES_USER": DATABASE,
-                "POSTGRES_PASSWORD": _required("POSTGRES_PASSWORD"),
+                "POSTGRES_PASSWORD": required("POSTGRES_PASSWORD"),
             },
             "volumes": ["pgdata:/var/lib/postgresql/data"],
             "healthcheck": _healthcheck(
@@ -170,6 +170,10 @@ def render_compose_file(topology: Topology) -> str:
         "name": topology.project.name,
         "services": services,
         "volumes": {"pgdata": {}, "gateway-cache": {}},
+        # An explicit subnet, so the instances can trust exactly it (trusted proxies).
+        "networks": {
+            "default": {"ipam": {"config": [{"subnet": topology.networks.compose_subnet}]}}
+        },
     }
     return header(
         topology,

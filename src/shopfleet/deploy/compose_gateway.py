@@ -11,9 +11,15 @@ product and category reads, retries only on connect errors and timeouts.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-
+from shopfleet.deploy.gateway_policy import (
+    block,
+    error_pages,
+    gzip_settings,
+    not_found,
+    problem,
+    public_location,
+    response_headers,
+)
 from shopfleet.deploy.nginx import (
     micro_cache,
     proxy_defaults,
@@ -26,15 +32,6 @@ COMMITTED_PATH = "deploy/compose/nginx.conf"
 TMP = "/var/cache/shopfleet-gateway"
 MICRO_CACHED = ("products", "categories")
 AUTH_LIMITED = ("/v1/auth/login", "/v1/auth/register")
-
-
-def _problem(status: int, title: str, detail: str) -> str:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return "'" + json.dumps(body, separators=(",", ":")) + "'"
-
-
-def _block(head: str, lines: Iterable[str]) -> list[str]:
-    return [f"{head} {{", *(f"    {line}" if line else "" for line in lines), "}"]
 
 
 def _to(service: Service, uri: str = "") -> list[str]:
@@ -66,12 +63,7 @@ def _http_settings(topology: Topology) -> list[str]:
         "access_log /dev/stdout shopfleet;",
         *request_header_maps(),
         "",
-        "gzip on;",
-        "gzip_min_length 1024;",
-        "gzip_comp_level 5;",
-        "gzip_proxied any;",
-        "gzip_vary on;",
-        "gzip_types application/json application/problem+json;",
+        *gzip_settings(),
         *proxy_defaults(gateway, keepalive_upstreams=False),
         "",
         *rate_limit_zones(gateway),
@@ -81,69 +73,57 @@ def _http_settings(topology: Topology) -> list[str]:
     ]
 
 
-def _error_pages() -> list[str]:
-    pages = (
-        (413, "@too_large", "Content Too Large", "the request body exceeds the limit"),
-        (429, "@too_many_requests", "Too Many Requests", "rate limit exceeded at the gateway"),
-        (502, "@bad_gateway", "Bad Gateway", "no instance of the service answered"),
-        (504, "@gateway_timeout", "Gateway Timeout", "the service did not answer in time"),
-    )
-    out = [f"error_page {status} = {name};" for status, name, _, _ in pages]
-    for status, name, title, detail in pages:
-        lines = [
-            "default_type application/problem+json;",
-            "add_header X-Request-ID $shopfleet_request_id always;",
-        ]
-        if status in (429, 502, 504):
-            lines.append("add_header Retry-After 1 always;")
-        lines.append(f"return {status} {_problem(status, title, detail)};")
-        out += _block(f"location {name}", lines)
-    return out
-
-
 def _public_server(topology: Topology) -> list[str]:
     gateway = topology.gateway
     limits = gateway.rate_limits
-    api_limit = f"limit_req zone=api burst={limits.api.burst} nodelay;"
     auth = topology.services["auth"]
+    headers = response_headers()
     lines = [
         f"listen {gateway.public_port} backlog=4096;",
         f"limit_req zone=general burst={limits.general.burst} nodelay;",
         # nginx refuses limits of 65536 and more (the bench profile asks for 100000).
         f"limit_conn per_client {min(limits.connections_per_client, 65535)};",
-        *_error_pages(),
+        *error_pages(),
     ]
     for path in AUTH_LIMITED:
-        auth_limit = f"limit_req zone=auth burst={limits.auth.burst} nodelay;"
-        lines += _block(f"location = {path}", [auth_limit, api_limit, *_to(auth)])
+        policy = public_location(gateway, api=True, auth=True)
+        lines += block(f"location = {path}", [*policy, *headers, *_to(auth)])
     for service in topology.ordered_services():
-        body = [api_limit]
+        body = [*public_location(gateway, api=True), *headers]
         if service.name in MICRO_CACHED:
             body += micro_cache(gateway.micro_cache_seconds)
-        lines += _block(f"location /v1/{service.name}", [*body, *_to(service)])
+        lines += block(f"location /v1/{service.name}", [*body, *_to(service)])
     for service in topology.ordered_services():
         name = service.name
-        lines += _block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
-        lines += _block(f"location = /docs/{name}/", _to(service, "/docs"))
-        lines += _block(f"location = /docs/{name}/openapi.json", _to(service, "/openapi.json"))
-    not_found = f"return 404 {_problem(404, 'Not Found', 'no such route')};"
+        docs = [*public_location(gateway, api=False), *headers]
+        lines += block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
+        lines += block(f"location = /docs/{name}/", [*docs, *_to(service, "/docs/")])
+        lines += block(
+            f"location = /docs/{name}/openapi.json", [*docs, *_to(service, "/openapi.json")]
+        )
+        # Swagger UI's assets, served by the instance itself (no CDN). A variable
+        # proxy_pass sends its URI as written, so the file name is captured.
+        lines += block(
+            f"location ~ ^/docs/{name}/assets/([A-Za-z0-9._-]+)$",
+            [*docs, *_to(service, "/docs/assets/$1")],
+        )
     # Service-to-service and operational routes exist only on the internal listener.
     for path in ("/internal/", "/metrics", "/health", "/nginx/"):
-        lines += _block(f"location ^~ {path}", [not_found])
-    lines += _block("location /", [not_found])
-    return _block("server", lines)
+        lines += block(f"location ^~ {path}", not_found())
+    lines += block("location /", not_found())
+    return block("server", lines)
 
 
 def _internal_server(topology: Topology) -> list[str]:
     """Service-to-service calls; reachable on the Compose network only (not published)."""
-    lines = [f"listen {topology.gateway.internal_port} backlog=4096;", *_error_pages()]
+    lines = [f"listen {topology.gateway.internal_port} backlog=4096;", *error_pages()]
     for service in topology.ordered_services():
         for prefix in ("/internal", "/v1"):
-            lines += _block(f"location {prefix}/{service.name}", _to(service))
-    lines += _block("location = /nginx/health", ['return 200 \'{"status":"ok"}\';'])
-    lines += _block("location = /nginx/status", ["stub_status;"])
-    lines += _block("location /", [f"return 404 {_problem(404, 'Not Found', 'no such route')};"])
-    return _block("server", lines)
+            lines += block(f"location {prefix}/{service.name}", _to(service))
+    lines += block("location = /nginx/health", ['return 200 \'{"status":"ok"}\';'])
+    lines += block("location = /nginx/status", ["stub_status;"])
+    lines += block("location /", [f"return 404 {problem(404, 'Not Found', 'no such route')};"])
+    return block("server", lines)
 
 
 def render_gateway(topology: Topology) -> str:
@@ -156,7 +136,7 @@ def render_gateway(topology: Topology) -> str:
         "worker_processes auto;",
         f"pid {TMP}/nginx.pid;",
         "error_log /dev/stderr warn;",
-        *_block("events", ["worker_connections 4096;", "multi_accept on;"]),
+        *block("events", ["worker_connections 4096;", "multi_accept on;"]),
     ]
     http = [
         *_http_settings(topology),
@@ -165,4 +145,4 @@ def render_gateway(topology: Topology) -> str:
         "",
         *_internal_server(topology),
     ]
-    return "\n".join([*head, *_block("http", http)]) + "\n"
+    return "\n".join([*head, *block("http", http)]) + "\n"

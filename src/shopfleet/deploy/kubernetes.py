@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from shopfleet import __version__
+from shopfleet.deploy import kubernetes_pgbouncer as pgbouncer
 from shopfleet.deploy import kubernetes_platform as platform
+from shopfleet.deploy.budget import uses_pgbouncer
 from shopfleet.deploy.kubernetes_network import ingresses, network_policies
 from shopfleet.deploy.kubernetes_platform import (
     BASE,
@@ -31,8 +33,22 @@ PRE_STOP_SECONDS = 5
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 
 
+def _database_env(topology: Topology, service: Service) -> list[dict[str, Any]]:
+    if not uses_pgbouncer(topology):
+        return database_env()
+    (password, _direct) = database_env()
+    return [
+        password,
+        {"name": "SHOPFLEET_DATABASE_URL", "value": pgbouncer.database_url(service.name)},
+        {"name": "SHOPFLEET_DATABASE_PGBOUNCER", "value": "true"},
+    ]
+
+
 def _container(topology: Topology, service: Service) -> dict[str, Any]:
-    env = [*database_env(), secret_env("SHOPFLEET_INTERNAL_TOKEN", "internal-token")]
+    env = [
+        *_database_env(topology, service),
+        secret_env("SHOPFLEET_INTERNAL_TOKEN", "internal-token"),
+    ]
     if service.name == "auth":
         # Every auth pod signs with the one key from the Secret.
         env.append(secret_env("SHOPFLEET_JWT_PRIVATE_KEY", "jwt-private-key"))
@@ -165,6 +181,12 @@ def _autoscaler(topology: Topology, service: Service) -> dict[str, Any]:
     }
 
 
+def autoscaler_spec(topology: Topology, service: Service) -> dict[str, Any]:
+    """The HPA spec of a service; the local autoscaler reads its numbers from it too."""
+    spec: dict[str, Any] = _autoscaler(topology, service)["spec"]
+    return spec
+
+
 def _disruption_budget(topology: Topology, service: Service) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
@@ -253,6 +275,7 @@ def _overlays(topology: Topology) -> dict[str, str]:
 
 def render_kubernetes(topology: Topology) -> dict[str, str]:
     sources = platform.platform_files(topology)
+    sources.update(pgbouncer.pgbouncer_files(topology))
     sources["ingress.yaml"] = (
         ("ingress-nginx routes /v1/<service>; its rate limits mirror the gateway's zones.",),
         ingresses(topology),
@@ -286,4 +309,6 @@ def render_kubernetes(topology: Topology) -> dict[str, str]:
         "The base, as rendered from the topology: kubectl apply -k deploy/kubernetes/",
     ) + _kustomization(resources=["base"])
     files.update(_overlays(topology))
+    if uses_pgbouncer(topology):
+        files[pgbouncer.CONTAINERFILE] = pgbouncer.render_containerfile()
     return files

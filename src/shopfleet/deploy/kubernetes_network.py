@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shopfleet.deploy.budget import uses_pgbouncer
 from shopfleet.deploy.kubernetes_platform import (
     INGRESS_CONTROLLER,
     INGRESS_NAMESPACE,
@@ -18,8 +19,12 @@ ANNOTATION = "nginx.ingress.kubernetes.io/"
 MONITORING_NAMESPACE = "monitoring"
 
 
-def _zone(zone: Zone, connections: int) -> dict[str, str]:
-    """ingress-nginx's per-client limits for one gateway zone (burst = rps * multiplier)."""
+def _zone(zone: Zone, general: Zone, connections: int) -> dict[str, str]:
+    """ingress-nginx's per-client limits for one gateway zone (burst = rps * multiplier).
+
+    ingress-nginx gives an Ingress one limit_req zone, and the `general` zone applies on
+    every route (as at the local gateway), so the stricter of the two is rendered."""
+    zone = min(zone, general, key=lambda z: (z.rate, z.burst))
     return {
         f"{ANNOTATION}limit-rps": str(zone.rate),
         f"{ANNOTATION}limit-burst-multiplier": str(max(1, zone.burst // zone.rate)),
@@ -37,9 +42,13 @@ def _ingress(
         f"{ANNOTATION}proxy-body-size": gateway.client_max_body_size,
         f"{ANNOTATION}proxy-read-timeout": str(gateway.proxy_read_timeout),
         f"{ANNOTATION}proxy-send-timeout": str(gateway.proxy_read_timeout),
-        # Another pod only when the first never got the request, as at the gateway.
-        f"{ANNOTATION}proxy-next-upstream": "error timeout",
+        # As at the local gateway: another pod after a connect error or timeout, and for
+        # idempotent requests after a 502/503 (ingress-nginx never retries a POST/PATCH
+        # that was sent); a pod that does not accept within a second is skipped.
+        f"{ANNOTATION}proxy-connect-timeout": "1",
+        f"{ANNOTATION}proxy-next-upstream": "error timeout http_502 http_503",
         f"{ANNOTATION}proxy-next-upstream-tries": "3",
+        f"{ANNOTATION}proxy-next-upstream-timeout": "10",
     }
     rules = [
         {
@@ -65,9 +74,17 @@ def ingresses(topology: Topology) -> list[Document]:
     api = [(f"/v1/{s.name}", "Prefix", s.name) for s in topology.ordered_services()]
     auth = [(path, "Exact", "auth") for path in AUTH_LIMITED]
     return [
-        _ingress(topology, "shopfleet", _zone(limits.api, limits.connections_per_client), api),
         _ingress(
-            topology, "shopfleet-auth", _zone(limits.auth, limits.connections_per_client), auth
+            topology,
+            "shopfleet",
+            _zone(limits.api, limits.general, limits.connections_per_client),
+            api,
+        ),
+        _ingress(
+            topology,
+            "shopfleet-auth",
+            _zone(limits.auth, limits.general, limits.connections_per_client),
+            auth,
         ),
     ]
 
@@ -98,12 +115,14 @@ def network_policies(topology: Topology) -> list[Document]:
     monitoring = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}
     }
+    # Behind PgBouncer, only it and the migration Job (within the reserve) reach PostgreSQL.
+    pooled = uses_pgbouncer(topology)
     clients = {
         "matchExpressions": [
             {
                 "key": "app.kubernetes.io/component",
                 "operator": "In",
-                "values": ["service", "migration"],
+                "values": ["pooler" if pooled else "service", "migration"],
             }
         ]
     }
@@ -131,4 +150,15 @@ def network_policies(topology: Topology) -> list[Document]:
             {"matchLabels": {"app.kubernetes.io/name": "postgres"}},
             [{"from": [{"podSelector": clients}], "ports": _tcp(5432)}],
         ),
-    ]
+    ] + (
+        [
+            _policy(
+                topology,
+                "pgbouncer",
+                {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}},
+                [{"from": [{"podSelector": services}], "ports": _tcp(6432)}],
+            )
+        ]
+        if pooled
+        else []
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shopfleet.deploy.manifests import CONTAINER_TMP, PRIVATE_NETWORKS, REDIS_COMMAND
+from shopfleet.deploy.manifests import CONTAINER_TMP, REDIS_COMMAND
 from shopfleet.deploy.topology import Resources, Topology
 
 ROOT = "deploy/kubernetes"
@@ -84,7 +84,9 @@ def _config(topology: Topology) -> Document:
         # Service DNS names: kube-proxy spreads each service's calls over its ready pods.
         "SHOPFLEET_SERVICE_URLS": json.dumps(urls, sort_keys=True),
         "SHOPFLEET_JWKS_URL": f"{urls['auth']}/v1/auth/.well-known/jwks.json",
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(PRIVATE_NETWORKS),
+        # The pod network: the ingress controller's pods (NetworkPolicies let only them
+        # and the services reach the service ports).
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps([topology.networks.kubernetes_pod_cidr]),
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
     }
@@ -166,6 +168,8 @@ def _postgres(topology: Topology) -> list[Document]:
     container = {
         "name": "postgres",
         "image": POSTGRES_IMAGE,
+        # The connection budget (shopfleet.toml [database]) assumes this limit.
+        "args": ["postgres", "-c", f"max_connections={topology.database.max_connections}"],
         "ports": [{"name": "postgres", "containerPort": 5432}],
         "env": [
             {"name": "POSTGRES_DB", "value": DATABASE},

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from shopfleet.deploy import budget
 from shopfleet.deploy.nginx import instance_name
 from shopfleet.deploy.runtime import (
     OperateError,
@@ -111,13 +112,27 @@ def migrate(run_dir: RunDir, services: list[str]) -> None:
     asyncio.run(_run())
 
 
-def up(*, run_dir: RunDir, topology_path: Path, profile: str, echo: Echo) -> RunState:
+def up(
+    *,
+    run_dir: RunDir,
+    topology_path: Path,
+    profile: str,
+    echo: Echo,
+    monitoring: bool = False,
+    autoscale: bool = False,
+) -> RunState:
     """Render, migrate, start supervisord, and wait until every instance and nginx is ready."""
     ensure_nginx(echo)
+    if monitoring:
+        _check_monitoring_tools()
     supervisor = Supervisor(run_dir)
     if supervisor.alive():
         raise OperateError(f"already running from {run_dir.var}: see `shopfleet status`")
     topology = load_topology(topology_path, profile)
+    try:
+        budget.check_run(topology)
+    except budget.BudgetError as exc:
+        raise OperateError(str(exc)) from None
     redis_url, private_port = _choose_redis(topology, echo)
     state = RunState(
         topology=str(topology_path.resolve()),
@@ -125,6 +140,9 @@ def up(*, run_dir: RunDir, topology_path: Path, profile: str, echo: Echo) -> Run
         scale={service.name: service.instances for service in topology.ordered_services()},
         redis_url=redis_url,
         private_redis_port=private_port,
+        monitoring=monitoring,
+        postgres=os.environ.get("SHOPFLEET_DATABASE_URL", "").startswith("postgresql"),
+        autoscale=autoscale or topology.autoscaling.enabled,
     )
     _check_ports(topology, state)
     run_dir.make()
@@ -143,6 +161,11 @@ def up(*, run_dir: RunDir, topology_path: Path, profile: str, echo: Echo) -> Run
     try:
         _wait_for(lambda: supervisor.alive(), timeout=15, what="supervisord")
         wait_ready(run_dir, state, list(instance_ports(state.topology_now())))
+        if monitoring:
+            port = topology.monitoring.prometheus_port
+            _wait_for(
+                lambda: _answers(f"http://127.0.0.1:{port}/-/ready"), timeout=60, what="prometheus"
+            )
     except (OperateError, KeyboardInterrupt):
         down(run_dir=run_dir, echo=echo)
         raise
@@ -156,6 +179,25 @@ def _wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise OperateError(f"{what} not ready after {timeout:.0f}s")
+
+
+def _check_monitoring_tools() -> None:
+    from shopfleet.deploy import supervisor
+
+    wanted = [supervisor.PROMETHEUS, supervisor.ALERTMANAGER, supervisor.NGINX_EXPORTER]
+    missing = [path for path in wanted if not Path(path).exists()]
+    if missing:
+        raise OperateError(
+            f"--monitoring needs {', '.join(missing)}: run scripts/setup (Debian's prometheus "
+            "packages)"
+        )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def log_tail(run_dir: RunDir, name: str, lines: int = 20) -> str:

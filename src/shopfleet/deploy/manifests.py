@@ -9,9 +9,6 @@ import yaml
 
 from shopfleet.deploy.topology import Service, Topology
 
-# Container engines put replicas on private bridge or pod networks; the gateway (or the
-# ingress controller) reaches the instances from one of these ranges.
-PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.1/32", "::1/128"]
 # Inside a container: its own /tmp, and every interface of its own network namespace.
 CONTAINER_TMP = "/tmp"  # noqa: S108
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104

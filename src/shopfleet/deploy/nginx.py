@@ -6,10 +6,17 @@ committed render holds no machine paths and a non-root user can run it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 
 from shopfleet.bench.gateway import bench_locations, bench_upstream
+from shopfleet.deploy.gateway_policy import (
+    error_pages,
+    gzip_settings,
+    not_found,
+    problem,
+    public_location,
+    response_headers,
+)
 from shopfleet.deploy.topology import Gateway, Topology
 
 NGINX = "/usr/sbin/nginx"
@@ -17,6 +24,12 @@ COMMITTED_PATH = "deploy/local/nginx.conf"
 # Relative to the prefix var/run/nginx/: logs land in var/log/ with the instances' logs.
 LOG_DIR = "../../log"
 MICRO_CACHED = ("products", "categories")
+# Passive health, chosen by measurement (docs/deployment.md, tests/e2e/test_gateway.py):
+# no instance is ever marked down. A refused connect costs microseconds on loopback and is
+# retried on the next instance at once (proxy_next_upstream), whereas any "down" window
+# (fail_timeout) outlives the restart it was caused by: a sibling restarting inside it
+# left no instance, and nginx answered 502 while every instance was healthy again.
+PASSIVE_HEALTH = "max_fails=0"
 AUTH_LIMITED = ("/v1/auth/login", "/v1/auth/register")
 MODERN_CIPHERS = ":".join(
     (
@@ -28,11 +41,6 @@ MODERN_CIPHERS = ":".join(
         "ECDHE-RSA-CHACHA20-POLY1305",
     )
 )
-
-
-def _problem(status: int, title: str, detail: str) -> str:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return "'" + json.dumps(body, separators=(",", ":")) + "'"
 
 
 def _block(head: str, lines: Iterable[str]) -> list[str]:
@@ -49,12 +57,13 @@ def _upstreams(topology: Topology, excluded: frozenset[str]) -> list[str]:
     gateway = topology.gateway
     out: list[str] = []
     for service in topology.ordered_services():
-        lines = ["least_conn;"]
+        # Shared by the workers: one worker's failed connect spares the others the retry.
+        lines = ["least_conn;", f"zone upstream_{service.name} 64k;"]
         indexes = range(1, service.instances + 1)
         kept = [i for i in indexes if instance_name(service.name, i) not in excluded]
         for index in kept or indexes:
             port = service.instance_port(index)
-            lines.append(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=30s;")
+            lines.append(f"server 127.0.0.1:{port} {PASSIVE_HEALTH};")
         if service.instances == 0:
             # An upstream needs a server; a scaled-to-zero service answers 502 -> problem+json.
             lines.append("server 127.0.0.1:9 down;")
@@ -99,12 +108,7 @@ def _http_settings(topology: Topology) -> list[str]:
         "# otherwise nginx's own.",
         *request_header_maps(),
         "",
-        "gzip on;",
-        "gzip_min_length 1024;",
-        "gzip_comp_level 5;",
-        "gzip_proxied any;",
-        "gzip_vary on;",
-        "gzip_types application/json application/problem+json;",
+        *gzip_settings(),
         "",
         *proxy_defaults(gateway, keepalive_upstreams=True),
         "proxy_buffer_size 16k;",
@@ -134,14 +138,18 @@ def proxy_defaults(gateway: Gateway, *, keepalive_upstreams: bool) -> list[str]:
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Request-ID $shopfleet_request_id;",
-        "proxy_connect_timeout 2s;",
+        "# A live instance accepts in microseconds; an address that does not answer (a",
+        "# container being replaced) is given up quickly for the next one.",
+        "proxy_connect_timeout 1s;",
         f"proxy_send_timeout {gateway.proxy_read_timeout}s;",
         "# Above the instances' 30 s request timeout, so their own answer reaches the client.",
         f"proxy_read_timeout {gateway.proxy_read_timeout}s;",
-        "# Retried on another instance only on connect errors and timeouts; nginx never",
-        "# retries POST/PATCH once the request was sent.",
-        "proxy_next_upstream error timeout;",
-        "proxy_next_upstream_tries 3;",
+        "# Another instance takes the request after a connect error or timeout, and a GET",
+        "# (idempotent) also after a 502/503 (a draining or failing instance). POST and",
+        "# PATCH go to another instance only when the first never received them.",
+        "proxy_next_upstream error timeout http_502 http_503;",
+        "# Every instance at most once, within the time a client would still wait.",
+        "proxy_next_upstream_tries 0;",
         "proxy_next_upstream_timeout 10s;",
     ]
 
@@ -184,7 +192,9 @@ def micro_cache(seconds: int) -> list[str]:
     return [
         "proxy_cache micro;",
         'proxy_cache_key "$request_method$host$request_uri";',
-        f"proxy_cache_valid 200 {seconds}s;",
+        # nginx counts an entry's age in whole seconds and keeps it through its last
+        # second, so `valid Ns` lives up to N+1 s: render one less than the promise.
+        f"proxy_cache_valid 200 {seconds - 1}s;",
         "# Signed-in requests never read from or write to the shared cache.",
         "proxy_cache_bypass $http_authorization;",
         "proxy_no_cache $http_authorization;",
@@ -209,15 +219,13 @@ def micro_cache(seconds: int) -> list[str]:
 def _public_locations(topology: Topology, extra_headers: Mapping[str, str]) -> list[str]:
     """Locations of the public listeners (HTTP and HTTPS)."""
     gateway = topology.gateway
-    limits = gateway.rate_limits
-    headers = [f"add_header {name} {value} always;" for name, value in extra_headers.items()]
-    api_limit = f"limit_req zone=api burst={limits.api.burst} nodelay;"
+    headers = response_headers(extra_headers)
     out: list[str] = []
     for path in AUTH_LIMITED:
-        lines = [f"limit_req zone=auth burst={limits.auth.burst} nodelay;", api_limit]
+        lines = public_location(gateway, api=True, auth=True)
         out += _block(f"location = {path}", [*lines, *headers, "proxy_pass http://auth;"])
     for service in topology.ordered_services():
-        lines = [api_limit, *headers]
+        lines = [*public_location(gateway, api=True), *headers]
         if service.name in MICRO_CACHED:
             lines += micro_cache(gateway.micro_cache_seconds)
         out += _block(
@@ -225,40 +233,22 @@ def _public_locations(topology: Topology, extra_headers: Mapping[str, str]) -> l
         )
     for service in topology.ordered_services():
         name = service.name
+        docs = [*public_location(gateway, api=False), *headers]
         out += _block(f"location = /docs/{name}", [f"return 301 /docs/{name}/;"])
-        out += _block(f"location = /docs/{name}/", [*headers, f"proxy_pass http://{name}/docs;"])
+        out += _block(f"location = /docs/{name}/", [*docs, f"proxy_pass http://{name}/docs/;"])
         out += _block(
             f"location = /docs/{name}/openapi.json",
-            [*headers, f"proxy_pass http://{name}/openapi.json;"],
+            [*docs, f"proxy_pass http://{name}/openapi.json;"],
         )
-    not_found = [
-        "default_type application/problem+json;",
-        *headers,
-        f"return 404 {_problem(404, 'Not Found', 'no such route')};",
-    ]
+        # Swagger UI's assets, served by the instance itself (no CDN).
+        out += _block(
+            f"location /docs/{name}/assets/",
+            [*docs, f"proxy_pass http://{name}/docs/assets/;"],
+        )
     # Operational routes exist only on the internal listener.
     for path in ("/internal/", "/metrics", "/health", "/nginx/"):
-        out += _block(f"location ^~ {path}", not_found)
-    out += _block("location /", not_found)
-    return out
-
-
-def _error_pages(extra_headers: Mapping[str, str]) -> list[str]:
-    headers = [f"add_header {name} {value} always;" for name, value in extra_headers.items()]
-    headers.append("add_header X-Request-ID $shopfleet_request_id always;")
-    pages = (
-        (413, "@too_large", "Content Too Large", "the request body exceeds the limit"),
-        (429, "@too_many_requests", "Too Many Requests", "rate limit exceeded at the gateway"),
-        (502, "@bad_gateway", "Bad Gateway", "no instance of the service answered"),
-        (504, "@gateway_timeout", "Gateway Timeout", "the service did not answer in time"),
-    )
-    out = [f"error_page {status} = {name};" for status, name, _, _ in pages]
-    for status, name, title, detail in pages:
-        lines = ["default_type application/problem+json;", *headers]
-        if status in (429, 502, 504):
-            lines.append("add_header Retry-After 1 always;")
-        lines.append(f"return {status} {_problem(status, title, detail)};")
-        out += _block(f"location {name}", lines)
+        out += _block(f"location ^~ {path}", not_found(extra_headers))
+    out += _block("location /", not_found(extra_headers))
     return out
 
 
@@ -274,7 +264,7 @@ def _public_server(topology: Topology) -> list[str]:
         f"limit_req zone=general burst={limits.general.burst} nodelay;",
         f"limit_conn per_client {_connection_limit(topology)};",
         "",
-        *_error_pages({}),
+        *error_pages(),
         *bench_locations(topology.gateway),
         *_public_locations(topology, {}),
     ]
@@ -294,7 +284,7 @@ def _public_server(topology: Topology) -> list[str]:
             f"limit_req zone=general burst={limits.general.burst} nodelay;",
             f"limit_conn per_client {_connection_limit(topology)};",
             "",
-            *_error_pages(hsts),
+            *error_pages(hsts),
             *_public_locations(topology, hsts),
         ]
         out += ["", *_block("server", tls)]
@@ -306,7 +296,7 @@ def _internal_server(topology: Topology) -> list[str]:
     lines = [
         f"listen {gateway.internal_host}:{gateway.internal_port} backlog=4096;",
         "# Service-to-service calls: no rate limits, no micro-cache.",
-        *_error_pages({}),
+        *error_pages(),
     ]
     for service in topology.ordered_services():
         for prefix in ("/internal", "/v1"):
@@ -319,7 +309,8 @@ def _internal_server(topology: Topology) -> list[str]:
         "location /",
         [
             "default_type application/problem+json;",
-            f"return 404 {_problem(404, 'Not Found', 'no such route')};",
+            "add_header X-Request-ID $shopfleet_request_id always;",
+            f"return 404 {problem(404, 'Not Found', 'no such route')};",
         ],
     )
     return _block("server", lines)

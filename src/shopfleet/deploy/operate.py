@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from shopfleet.deploy import budget
 from shopfleet.deploy.local import Echo, instance_ports, migrate, wait_ready
 from shopfleet.deploy.nginx import instance_name
 from shopfleet.deploy.runtime import (
@@ -18,6 +19,7 @@ from shopfleet.deploy.runtime import (
     Supervisor,
     operation_lock,
     render_runtime,
+    with_scale,
     write_nginx,
 )
 
@@ -89,13 +91,13 @@ def status(run_dir: RunDir, sample_seconds: float = 0.5) -> list[ProcessStatus]:
 
 
 def format_status(rows: list[ProcessStatus]) -> str:
-    header = f"{'NAME':<14} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
+    header = f"{'NAME':<18} {'STATE':<9} {'PID':>7} {'PORT':>6} {'UPTIME':>9} {'RSS':>9} {'CPU':>6}"
     lines = [header]
     for row in rows:
         port = str(row.port) if row.port else "-"
         pid = str(row.pid) if row.pid else "-"
         lines.append(
-            f"{row.name:<14} {row.state:<9} {pid:>7} {port:>6} {_duration(row.uptime):>9} "
+            f"{row.name:<18} {row.state:<9} {pid:>7} {port:>6} {_duration(row.uptime):>9} "
             f"{row.rss_mb:>6.1f} MB {row.cpu_percent:>5.1f}%"
         )
     return "\n".join(lines)
@@ -192,6 +194,10 @@ def _scale(*, run_dir: RunDir, service: str, count: int, echo: Echo) -> None:
         return
     stop_timeout = state.topology_now().process.shutdown_timeout + 10
     if count > old:
+        try:
+            budget.check_run(with_scale(state.topology_now(), {**state.scale, service: count}))
+        except budget.BudgetError as exc:
+            raise OperateError(str(exc)) from None
         added = [instance_name(service, index) for index in range(old + 1, count + 1)]
         if old == 0:
             migrate(run_dir, [service])

@@ -10,17 +10,10 @@ from __future__ import annotations
 import json
 
 from shopfleet.deploy import nginx
-from shopfleet.deploy.topology import Topology
+from shopfleet.deploy.topology import LOCAL_PROXIES, Topology
 
 COMMITTED_PATH = "ecosystem.config.js"
 GATEWAY_CONF = "deploy/pm2/nginx.conf"
-# The local gateway takes an instance out for 30 s after 3 failed connects. `shopfleet up`
-# tells nginx before it restarts an instance; PM2 cannot, so during `pm2 reload` every
-# instance of a service would in turn be marked down and nginx would answer 502 with all of
-# them back up. A refused connect is retried on another instance at once anyway, so under
-# PM2 an instance is skipped only briefly.
-_LOCAL_PASSIVE_CHECK = "max_fails=3 fail_timeout=30s"
-_PM2_PASSIVE_CHECK = "max_fails=1 fail_timeout=2s"
 # Services and infrastructure live in separate PM2 namespaces: `pm2 reload shopfleet`
 # rolls every instance while nginx and Redis keep running.
 SERVICES_NAMESPACE = "shopfleet"
@@ -166,22 +159,23 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_INTERNAL_URL": f"http://{gateway.internal_host}:{gateway.internal_port}",
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
+        # Only the local gateway may say who the client is.
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
     }
 
 
 def render_gateway(topology: Topology, *, worker_user: str | None = None) -> str:
-    """The local gateway's nginx.conf with PM2's passive health checks."""
+    """The local gateway's nginx.conf. Its passive health checks already suit instances
+    that PM2 restarts without telling nginx: none is ever marked down, a refused connect
+    goes to the next instance at once (nginx.PASSIVE_HEALTH)."""
     local = nginx.render_nginx(topology, worker_user=worker_user)
-    if _LOCAL_PASSIVE_CHECK not in local:
-        raise RuntimeError("the local gateway's passive health checks changed: review pm2.py")
     body = [line for line in local.splitlines() if not line.startswith("#")]
     head = [
         f"# Rendered by `shopfleet render` from shopfleet.toml (profile {topology.profile}).",
         "# Do not edit: change the topology and render again.",
-        "# The gateway of ecosystem.config.js: deploy/local/nginx.conf with passive health",
-        "# checks for instances that PM2 restarts without telling nginx.",
+        "# The gateway of ecosystem.config.js: deploy/local/nginx.conf, comments left out.",
     ]
-    return "\n".join([*head, *body]).replace(_LOCAL_PASSIVE_CHECK, _PM2_PASSIVE_CHECK) + "\n"
+    return "\n".join([*head, *body]) + "\n"
 
 
 def render_pm2(topology: Topology) -> dict[str, str]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shopfleet.deploy import compose, kubernetes, nginx, pm2, supervisor
+from shopfleet.deploy import (
+    compose,
+    compose_monitoring,
+    dashboards,
+    kubernetes,
+    monitoring,
+    nginx,
+    pm2,
+    supervisor,
+)
 from shopfleet.deploy.topology import Topology
 
 Renderer = Callable[[Topology], dict[str, str]]
@@ -18,6 +27,9 @@ RENDERERS: list[Renderer] = [
     pm2.render_pm2,
     compose.render_compose,
     kubernetes.render_kubernetes,
+    monitoring.render_monitoring,
+    dashboards.render_dashboards,
+    compose_monitoring.render_compose_monitoring,
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from shopfleet.deploy import nginx, supervisor
+from shopfleet.deploy import monitoring, nginx, supervisor
 from shopfleet.deploy.topology import Topology, load_topology
 
 
@@ -80,6 +80,9 @@ class RunState:
     private_redis_port: int | None = None
     # Instances kept out of the gateway while they restart (program names).
     drained: list[str] = field(default_factory=list)
+    monitoring: bool = False  # `up --monitoring`: Prometheus, Alertmanager, exporters
+    postgres: bool = False  # the instances use PostgreSQL (SHOPFLEET_DATABASE_URL)
+    autoscale: bool = False  # `up --autoscale` or [autoscaling] enabled
 
     def save(self, run_dir: RunDir) -> None:
         _write_atomic(run_dir.state_file, json.dumps(asdict(self), indent=2) + "\n")
@@ -145,9 +148,25 @@ def render_runtime(run_dir: RunDir, state: RunState) -> Topology:
         nginx_conf=str(run_dir.nginx_conf),
         redis_url=state.redis_url if state.private_redis_port else None,
         private_redis_port=state.private_redis_port,
+        monitoring=state.monitoring,
+        postgres_exporter=state.monitoring and state.postgres,
+        redis_exporter=state.monitoring and state.redis_url is not None,
+        autoscale=state.autoscale,
     )
     _write_atomic(run_dir.supervisor_conf, supervisor.render_supervisor(topology, layout))
     write_nginx(run_dir, state)
+    if state.monitoring:
+        # Prometheus rereads its file-based targets by itself: scaling needs no restart.
+        directory = run_dir.run / "monitoring"
+        (directory / "targets").mkdir(parents=True, exist_ok=True)
+        files = monitoring.runtime_files(
+            topology,
+            postgres=state.postgres,
+            redis=state.redis_url is not None,
+            autoscaler=state.autoscale,
+        )
+        for name, content in files.items():
+            _write_atomic(directory / name, content)
     return topology
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from shopfleet.deploy.nginx import NGINX, instance_name
-from shopfleet.deploy.topology import Service, Topology
+from shopfleet.deploy.topology import LOCAL_PROXIES, Service, Topology
 
 COMMITTED_PATH = "deploy/local/supervisord.conf"
 REDIS_SERVER = "redis-server"
+# Debian's packages (scripts/setup installs them).
+PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+NGINX_EXPORTER = "/usr/bin/prometheus-nginx-exporter"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,10 @@ class Layout:
     internal_url: str = ""
     redis_url: str | None = None  # set: each instance uses it
     private_redis_port: int | None = None  # set: run redis-server on this port
+    monitoring: bool = False  # run Prometheus, Alertmanager and the exporters too
+    postgres_exporter: bool = False  # the instances use PostgreSQL: export it
+    redis_exporter: bool = False  # the instances use a Redis: export it
+    autoscale: bool = False  # run the HPA controller (`up --autoscale`)
 
     @property
     def socket(self) -> str:
@@ -65,6 +74,9 @@ def _literal(value: str) -> str:
 
 
 def _quote(value: str) -> str:
+    # supervisor's environment= parser takes no escaped quotes: JSON goes in single quotes.
+    if '"' in value and "'" not in value and "\\" not in value:
+        return "'" + value + "'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -84,6 +96,7 @@ def _instance(topology: Topology, layout: Layout, service: Service, index: int) 
         "SHOPFLEET_INTERNAL_URL": layout.internal_url
         or f"http://{gateway.internal_host}:{gateway.internal_port}",
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
     }
     if layout.redis_url:
         env["SHOPFLEET_REDIS_URL"] = layout.redis_url
@@ -171,6 +184,10 @@ def render_supervisor(topology: Topology, layout: Layout) -> str:
             "stdout_logfile_maxbytes": "10MB",
         },
     )
+    if layout.monitoring:
+        lines += _monitoring_programs(topology, layout)
+    if layout.autoscale:
+        lines += _helper(var, "autoscaler", f"{layout.python} -m shopfleet autoscaler --var {var}")
     # superlance's memmon restarts (stop + start: a graceful drain) any child past the ceiling.
     lines += _section(
         "eventlistener:memmon",
@@ -183,6 +200,73 @@ def render_supervisor(topology: Topology, layout: Layout) -> str:
         },
     )
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _helper(var: str, name: str, command: str, env: dict[str, str] | None = None) -> list[str]:
+    values: dict[str, str | int] = {
+        "command": command,
+        "directory": f"{var}/run",
+        "priority": 950,
+        "autorestart": "true",
+        "stopsignal": "TERM",
+        "stopwaitsecs": 10,
+        "redirect_stderr": "true",
+        "stdout_logfile": f"{var}/log/{name}.log",
+        "stdout_logfile_maxbytes": "10MB",
+    }
+    if env:
+        values["environment"] = ",".join(f"{key}={_quote(value)}" for key, value in env.items())
+    return _section(f"program:{name}", values)
+
+
+def _monitoring_programs(topology: Topology, layout: Layout) -> list[str]:
+    """Prometheus, Alertmanager and the standard exporters, all on loopback."""
+    m = topology.monitoring
+    var, gateway = layout.var, topology.gateway
+    config = f"{var}/run/monitoring"
+    exporters = f"{layout.python} -m shopfleet.deploy.exporters"
+    lines = _helper(
+        var,
+        "prometheus",
+        f"{PROMETHEUS} --config.file={config}/prometheus.yml "
+        f"--storage.tsdb.path={var}/data/prometheus --storage.tsdb.retention.time=2d "
+        f"--web.listen-address=127.0.0.1:{m.prometheus_port} --web.enable-lifecycle",
+    )
+    lines += _helper(
+        var,
+        "alertmanager",
+        f"{ALERTMANAGER} --config.file={config}/alertmanager.yml "
+        f"--storage.path={var}/data/alertmanager --cluster.listen-address= "
+        f"--web.listen-address=127.0.0.1:{m.alertmanager_port}",
+    )
+    lines += _helper(
+        var,
+        "nginx-exporter",
+        f"{NGINX_EXPORTER} -nginx.scrape-uri "
+        f"http://{gateway.internal_host}:{gateway.internal_port}/nginx/status "
+        f"-web.listen-address 127.0.0.1:{m.nginx_exporter_port}",
+    )
+    # Without a private Redis the instances' SHOPFLEET_REDIS_URL reaches the exporter from
+    # supervisord's environment, like the instances.
+    redis_env = (
+        {"SHOPFLEET_REDIS_URL": layout.redis_url}
+        if layout.private_redis_port and layout.redis_url
+        else None
+    )
+    if layout.redis_exporter:
+        lines += _helper(
+            var,
+            "redis-exporter",
+            f"{exporters} redis -web.listen-address 127.0.0.1:{m.redis_exporter_port}",
+            redis_env,
+        )
+    if layout.postgres_exporter:
+        lines += _helper(
+            var,
+            "postgres-exporter",
+            f"{exporters} postgres --web.listen-address=127.0.0.1:{m.postgres_exporter_port}",
+        )
+    return lines
 
 
 def render_committed(topology: Topology) -> dict[str, str]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import PROBLEM_JSON, NotFound
-from shopfleet.common.schemas import Page, PageDep, make_page
+from shopfleet.common.schemas import Page, PageDep, SafeStr, make_page
 from shopfleet.common.security import AdminUser, CurrentUser
 from shopfleet.orders import lifecycle, service
 from shopfleet.orders.outcomes import Outcome
@@ -18,7 +18,7 @@ from shopfleet.orders.schemas import OrderCreate, OrderPublic, OrderStatus, Orde
 from shopfleet.orders.service import OrdersContext
 
 
-async def _order_id(order_id: str) -> uuid.UUID:
+async def _order_id(order_id: SafeStr) -> uuid.UUID:
     # A malformed id names no order: the same 404 as any order one may not see.
     try:
         return uuid.UUID(order_id)
@@ -33,6 +33,7 @@ async def _context(request: Request) -> OrdersContext:
 
 ContextDep = Annotated[OrdersContext, Depends(_context)]
 OrderIdDep = Annotated[uuid.UUID, Depends(_order_id)]
+# Printable ASCII only: stricter than the input hygiene rule (common/schemas.py).
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Unpack
 
-import httpx
 from fastapi import FastAPI
 
-from shopfleet.common.app import Resources, ServiceSpec, create_service_app
+from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 from shopfleet.orders.api import router
 from shopfleet.orders.metrics import OrdersMetrics
@@ -47,8 +47,5 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    settings = settings or Settings(service="orders")
-    return create_service_app(settings, SPEC, http_transport=http_transport)
+def create_app(settings: Settings | None = None, **options: Unpack[AppOptions]) -> FastAPI:
+    return create_service_app(settings or Settings(service="orders"), SPEC, **options)

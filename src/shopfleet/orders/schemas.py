@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from shopfleet.common.schemas import ApiModel, MoneyOut, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, MoneyOut, Timestamp
 from shopfleet.orders.models import Order
 
 OrderStatus = Literal["pending", "confirmed", "rejected", "shipped", "delivered", "cancelled"]
@@ -29,10 +29,14 @@ def money_to_cents(amount: Decimal) -> int:
     return int(cents)
 
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-AddressLine = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-City = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-PostalCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+def _text(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+ShortText = Annotated[str, _text(50), SAFE_TEXT]
+AddressLine = Annotated[str, _text(200), SAFE_TEXT]
+City = Annotated[str, _text(100), SAFE_TEXT]
+PostalCode = Annotated[str, _text(20), SAFE_TEXT]
 
 
 class ShippingAddress(ApiModel):
@@ -43,7 +47,9 @@ class ShippingAddress(ApiModel):
     line2: AddressLine | None = None
     city: City
     postal_code: PostalCode
-    country: Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")]
+    country: Annotated[
+        str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2"), SAFE_TEXT
+    ]
 
     @field_validator("country")
     @classmethod

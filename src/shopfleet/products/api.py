@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shopfleet.common.database import SessionDep
-from shopfleet.common.schemas import ApiModel, Page, make_page
+from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page
 from shopfleet.common.security import AdminUser
 from shopfleet.products import caching, catalog, reads, service
 from shopfleet.products.category_directory import CategoryDirectory
-from shopfleet.products.listing import ProductListQueryDep, parse_fields
+from shopfleet.products.listing import FieldsText, ProductListQueryDep, parse_fields
 from shopfleet.products.routing import ExactNumbersRoute
 from shopfleet.products.schemas import (
     ProductCreate,
@@ -39,8 +39,8 @@ async def _currency(request: Request) -> str:
 CategoriesDep = Annotated[CategoryDirectory, Depends(_categories)]
 CurrencyDep = Annotated[str, Depends(_currency)]
 FieldsQuery = Annotated[
-    str | None,
-    Query(max_length=500, description="Comma-separated product fields; id is always included."),
+    FieldsText | None,
+    Query(description="Comma-separated product fields; id is always included."),
 ]
 
 
@@ -84,7 +84,7 @@ async def list_products(
 
 @router.get("/{product_id}", response_model=ProductSelection)
 async def get_product(
-    product_id: str, request: Request, currency: CurrencyDep, fields: FieldsQuery = None
+    product_id: SafeStr, request: Request, currency: CurrencyDep, fields: FieldsQuery = None
 ) -> Response:
     """Return one product, or just the `fields` asked for."""
     chosen = parse_fields(fields)
@@ -117,7 +117,7 @@ async def create_product(
 
 @router.patch("/{product_id}", response_model=ProductPublic)
 async def update_product(
-    product_id: str,
+    product_id: SafeStr,
     body: ProductUpdate,
     db: SessionDep,
     categories: CategoriesDep,
@@ -132,6 +132,6 @@ async def update_product(
 
 
 @router.delete("/{product_id}", status_code=204)
-async def delete_product(product_id: str, db: SessionDep, _admin: AdminUser) -> Response:
+async def delete_product(product_id: SafeStr, db: SessionDep, _admin: AdminUser) -> Response:
     await service.delete_product(db=db, product_id=product_id)
     return Response(status_code=204)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Unpack
+
 from fastapi import FastAPI
 
-from shopfleet.common.app import Resources, ServiceSpec, create_service_app
+from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 from shopfleet.products.api import CATEGORY_DIRECTORY, router
 from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
@@ -27,8 +28,5 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    settings = settings or Settings(service="products")
-    return create_service_app(settings, SPEC, http_transport=http_transport)
+def create_app(settings: Settings | None = None, **options: Unpack[AppOptions]) -> FastAPI:
+    return create_service_app(settings or Settings(service="products"), SPEC, **options)

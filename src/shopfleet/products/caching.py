@@ -13,8 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.app import Resources
 from shopfleet.common.cache import ResponseCache
-from shopfleet.common.cached_reads import CachedRoute, warm
+from shopfleet.common.cached_reads import (
+    CachedRoute,
+    bool_value,
+    decimal_value,
+    int_value,
+    set_value,
+    text_value,
+    warm,
+)
 from shopfleet.common.database import invalidate_after_commit
+from shopfleet.common.errors import is_connection_failure
 from shopfleet.products.listing import ProductListQuery
 from shopfleet.products.models import Product
 from shopfleet.products.reads import total_key
@@ -83,6 +92,22 @@ def _detail_key(match: re.Match[str], query: str) -> str | None:
     return f"products:detail:{product_id}" + (f"?{query}" if query else "")
 
 
+# What GET /v1/products reads (products/listing.py); tests/products/test_cache.py checks
+# the two agree.
+LIST_QUERY = {
+    "page": int_value,
+    "limit": int_value,
+    "category": text_value,
+    "inStock": bool_value,
+    "minPrice": decimal_value,
+    "maxPrice": decimal_value,
+    "q": text_value,
+    "sort": text_value,
+    "fields": set_value,
+    "cursor": text_value,
+}
+DETAIL_QUERY = {"fields": set_value}
+
 CACHED_ROUTES = [
     CachedRoute(
         pattern=re.compile(r"/v1/products"),
@@ -90,6 +115,7 @@ CACHED_ROUTES = [
         scope=lambda match: LIST_SCOPE,
         key=lambda match, query: f"products:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
+        query=LIST_QUERY,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
@@ -97,6 +123,7 @@ CACHED_ROUTES = [
         scope=lambda match: detail_scope(match["id"]),
         key=_detail_key,
         ttl=lambda settings: settings.cache_detail_ttl,
+        query=DETAIL_QUERY,
     ),
 ]
 
@@ -105,12 +132,20 @@ async def warm_product_cache(app: FastAPI, resources: Resources) -> None:
     """Cache the first list page and the most recent products before reporting ready."""
     if resources.cache is None:
         return
-    async with resources.sessionmaker() as db:
-        recent = await db.scalars(
-            select(Product.id)
-            .order_by(Product.created_at.desc(), Product.id.desc())
-            .limit(resources.settings.cache_warm_recent)
-        )
-        paths = ["/v1/products", *(f"/v1/products/{product_id}" for product_id in recent)]
+    try:
+        async with resources.sessionmaker() as db:
+            recent = await db.scalars(
+                select(Product.id)
+                .order_by(Product.created_at.desc(), Product.id.desc())
+                .limit(resources.settings.cache_warm_recent)
+            )
+            paths = ["/v1/products", *(f"/v1/products/{product_id}" for product_id in recent)]
+    except Exception as exc:
+        if not is_connection_failure(exc):
+            raise
+        # A full or restarting database must not stop the instance: it starts cold and
+        # stays out of rotation (/health/ready) until it can get a connection.
+        log.warning("cache not warmed: database unavailable", extra={"error": repr(exc)})
+        return
     warmed = await warm(app, paths)
     log.info("cache warmed", extra={"entries": warmed})

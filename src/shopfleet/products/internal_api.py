@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from shopfleet.common.database import SessionDep, transaction_intent
 from shopfleet.common.errors import NotFound
+from shopfleet.common.schemas import SafeStr
 from shopfleet.common.security import InternalCaller
 from shopfleet.products import repository, reservations
 from shopfleet.products.reservations import ReservationNotFound
@@ -68,18 +69,18 @@ async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
 
 
 @internal.post("/reservations/{order_id}/release", response_model=ReservationPublic)
-async def release_stock(order_id: str, db: SessionDep) -> ReservationPublic:
+async def release_stock(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     """Return an order's reserved stock (idempotent); an unknown order gets a tombstone."""
     return await reservations.release(db=db, order_id=_order_id(order_id))
 
 
 @internal.get("/reservations/{order_id}", response_model=ReservationPublic)
-async def get_reservation(order_id: str, db: SessionDep) -> ReservationPublic:
+async def get_reservation(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     return await reservations.get(db=db, order_id=_order_id(order_id))
 
 
 @internal.get("/category-usage/{category_id}", response_model=CategoryUsage)
-async def category_usage(category_id: str, db: SessionDep) -> CategoryUsage:
+async def category_usage(category_id: SafeStr, db: SessionDep) -> CategoryUsage:
     """How many products are in a category (categories asks before deleting one)."""
     parsed = parse_id(category_id)
     if parsed is None:

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from fastapi import Depends, Query
+from pydantic import StringConstraints
 
 from shopfleet.common.errors import Unprocessable
-from shopfleet.common.schemas import PageDep, PageParams
+from shopfleet.common.schemas import SAFE_TEXT, PageDep, PageParams, SearchText
 from shopfleet.products.schemas import MAX_PRICE, PRODUCT_FIELDS, cents_to_price, price_to_cents
 
 SortOrder = Literal["createdAt", "-createdAt", "price", "-price", "name", "-name"]
@@ -156,32 +157,30 @@ def _is_count(value: Any) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
 
+FieldsText = Annotated[str, StringConstraints(max_length=500), SAFE_TEXT]
+
+
 def _price_query(alias: str, description: str) -> Any:
     return Query(alias=alias, ge=0, le=float(MAX_PRICE), decimal_places=2, description=description)
 
 
 async def _list_query(
     paging: PageDep,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="A category id or slug.")
-    ] = None,
+    category: Annotated[SearchText | None, Query(description="A category id or slug.")] = None,
     in_stock: Annotated[bool | None, Query(alias="inStock")] = None,
     min_price: Annotated[Decimal | None, _price_query("minPrice", "Lowest price.")] = None,
     max_price: Annotated[Decimal | None, _price_query("maxPrice", "Highest price.")] = None,
     q: Annotated[
-        str | None,
-        Query(min_length=1, max_length=200, description="Case-insensitive match in the name."),
+        SearchText | None, Query(description="Case-insensitive match in the name.")
     ] = None,
     sort: SortOrder = "-createdAt",
     fields: Annotated[
-        str | None,
-        Query(max_length=500, description="Comma-separated product fields; id is always included."),
+        FieldsText | None,
+        Query(description="Comma-separated product fields; id is always included."),
     ] = None,
     cursor: Annotated[
-        str | None,
+        Annotated[str, StringConstraints(min_length=1, max_length=1000), SAFE_TEXT] | None,
         Query(
-            min_length=1,
-            max_length=1000,
             description="pagination.nextCursor of the previous page (keyset pagination); "
             "pages after it report the total counted when the walk began.",
         ),

@@ -16,7 +16,7 @@ from pydantic import (
     TypeAdapter,
 )
 
-from shopfleet.common.schemas import ApiModel, MoneyOut, Name, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, MoneyOut, Name, Timestamp
 
 MAX_PRICE = Decimal("99999999.99")
 _http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
@@ -46,6 +46,7 @@ Sku = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
     ),
     Field(description="Letters, digits, '.', '_' and '-'; stored in upper case."),
+    SAFE_TEXT,
 ]
 Price = Annotated[
     Decimal,
@@ -53,8 +54,10 @@ Price = Annotated[
     Field(ge=0, le=MAX_PRICE, decimal_places=2, description="At most two decimals."),
 ]
 Stock = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-ImageUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url_text)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), SAFE_TEXT]
+ImageUrl = Annotated[
+    str, StringConstraints(max_length=2048), SAFE_TEXT, AfterValidator(_http_url_text)
+]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=100)]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from shopfleet.common.database import SessionDep
 from shopfleet.common.http import ServiceClient
-from shopfleet.common.schemas import Page, PageDep
+from shopfleet.common.schemas import EmailQuery, Page, PageDep, SafeStr
 from shopfleet.common.security import AdminUser, CurrentUser
 from shopfleet.users import service
 from shopfleet.users.accounts import UserNotFound
@@ -23,7 +23,7 @@ async def _http(request: Request) -> ServiceClient:
 
 async def _user_id(
     user_id: Annotated[
-        str,
+        SafeStr,
         Path(
             description="The user's id (a UUID). A malformed id is a 404, like an unknown one.",
             examples=["0b8f3d5e-2f7a-4a57-9a8e-5b0e9f0c1d2a"],
@@ -84,7 +84,7 @@ async def list_users(
     http: HttpDep,
     paging: PageDep,
     email: Annotated[
-        str | None, Query(max_length=320, description="Part of the email, case-insensitive")
+        EmailQuery | None, Query(description="Part of the email, case-insensitive")
     ] = None,
     role: Role | None = None,
     active: bool | None = None,

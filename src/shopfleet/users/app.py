@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Unpack
+
 from fastapi import FastAPI
 
-from shopfleet.common.app import ServiceSpec, create_service_app
+from shopfleet.common.app import AppOptions, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
 from shopfleet.users.api import router
 
 SPEC = ServiceSpec(name="users", title="shopfleet users", routers=[router])
 
 
-def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    settings = settings or Settings(service="users")
-    return create_service_app(settings, SPEC, http_transport=http_transport)
+def create_app(settings: Settings | None = None, **options: Unpack[AppOptions]) -> FastAPI:
+    return create_service_app(settings or Settings(service="users"), SPEC, **options)

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from shopfleet.common.schemas import ApiModel, Name, Pagination, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, Pagination, Timestamp
 
 Role = Literal["customer", "admin"]
 MAX_ADDRESSES = 10
@@ -54,6 +54,12 @@ def _text(max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
+Label = Annotated[str, _text(50), SAFE_TEXT]
+AddressLine = Annotated[str, _text(200), SAFE_TEXT]
+City = Annotated[str, _text(100), SAFE_TEXT]
+PostalCode = Annotated[str, _text(20), SAFE_TEXT]
+
+
 # E.164-ish: an optional '+', digits, and the usual separators (space . - ( )).
 Phone = Annotated[
     str,
@@ -64,20 +70,22 @@ Phone = Annotated[
         pattern=r"^\+?[0-9(][0-9 ().\-]*[0-9]$",
     ),
     AfterValidator(_phone_digits),
+    SAFE_TEXT,
 ]
 CountryCode = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2}$"),
     AfterValidator(_country_code),
+    SAFE_TEXT,
 ]
 
 
 class Address(ApiModel):
-    label: Annotated[str, _text(50)]
-    line1: Annotated[str, _text(200)]
-    line2: Annotated[str, _text(200)] | None = None
-    city: Annotated[str, _text(100)]
-    postal_code: Annotated[str, _text(20)]
+    label: Label
+    line1: AddressLine
+    line2: AddressLine | None = None
+    city: City
+    postal_code: PostalCode
     country: CountryCode
 
 

@@ -1,0 +1,241 @@
+"""NUL and other control characters in every string of every service's API, on PostgreSQL.
+
+Each service runs as a real process on PostgreSQL (which cannot store NUL). Hypothesis
+takes a case schemathesis generated from the service's OpenAPI schema, poisons one string
+in it (a body field, a query or a path parameter) with a control character or an unpaired
+surrogate, and sends it. No answer may be a 5xx; a NUL is always a 422 problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shopfleet.common.settings import SERVICES
+from tests.support import (
+    INTERNAL_TOKEN,
+    POSTGRES_URL,
+    ServiceProcess,
+    free_port,
+    start_service,
+    test_env,
+    wait_ready,
+)
+
+CALLS = {"users": "auth", "categories": "products", "products": "categories", "orders": "products"}
+# What PostgreSQL or the protocol cannot hold, and C0 controls free text has no use for.
+POISON = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\ud800", "\udfff"]
+# A URL carries UTF-8 only: an unpaired surrogate cannot even be sent in a query or path.
+URL_POISON = [p for p in POISON if not "\ud800" <= p <= "\udfff"]
+Slot = tuple[str, tuple[Any, ...]]
+STDIN = ["--password-stdin"]
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+    root = tmp_path_factory.mktemp("control-characters")
+    prefix = f"cc{uuid.uuid4().hex[:8]}_"
+    ports = {service: free_port() for service in SERVICES}
+    running: dict[str, ServiceProcess] = {}
+
+    def env_for(service: str) -> dict[str, str]:
+        env = test_env(
+            service,
+            "postgres",
+            root,
+            SHOPFLEET_DATABASE_SCHEMA_PREFIX=prefix,
+            SHOPFLEET_DATABASE_POOL_SIZE="3",
+            SHOPFLEET_RATE_LIMIT_ENABLED="false",
+        )
+        if service in CALLS:
+            env["SHOPFLEET_INTERNAL_URL"] = f"http://127.0.0.1:{ports[CALLS[service]]}"
+        return env
+
+    try:
+        # Each service migrates its own schema: all at once, to keep the setup short.
+        migrations = [
+            subprocess.Popen(
+                [sys.executable, "-m", "shopfleet", "migrate", service],
+                env=env_for(service),
+                cwd=root,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for service in SERVICES
+        ]
+        for migration in migrations:
+            _, stderr = migration.communicate(timeout=120)
+            assert migration.returncode == 0, stderr.decode()
+        for service in SERVICES:
+            running[service] = start_service(
+                service, env=env_for(service), log_dir=root, port=ports[service], wait=False
+            )
+        for proc in running.values():
+            wait_ready(proc)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shopfleet",
+                "create-admin",
+                "--email",
+                "cc@example.com",
+                *STDIN,
+            ],
+            env=env_for("auth"),
+            cwd=root,
+            input=b"control-chars-1\n",
+            check=True,
+            capture_output=True,
+        )
+        yield running
+    finally:
+        for proc in running.values():
+            proc.terminate()
+        asyncio.run(_drop_schemas(prefix))
+
+
+async def _drop_schemas(prefix: str) -> None:
+    engine = create_async_engine(POSTGRES_URL)
+    async with engine.begin() as connection:
+        for service in SERVICES:
+            await connection.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}{service}" CASCADE'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def headers(processes: dict[str, ServiceProcess]) -> dict[str, str]:
+    login = httpx.post(
+        f"{processes['auth'].url}/v1/auth/login",
+        json={"email": "cc@example.com", "password": "control-chars-1"},
+    )
+    assert login.status_code == 200, login.text
+    return {
+        "Authorization": f"Bearer {login.json()['accessToken']}",
+        "X-Internal-Token": INTERNAL_TOKEN,
+    }
+
+
+def _string_leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _string_leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, (*path, index))
+
+
+def _slots(case: Any) -> list[Slot]:
+    slots: list[Slot] = [("body", path) for path in _string_leaves(case.body)]
+    for kind in ("query", "path_parameters"):
+        for name, value in (getattr(case, kind) or {}).items():
+            if isinstance(value, str):
+                slots.append((kind, (name,)))
+    return slots
+
+
+def _poisoned(value: str, poison: str, at: int) -> str:
+    at = min(at, len(value))
+    return value[:at] + poison + value[at:]
+
+
+def _set(container: Any, path: tuple[Any, ...], value: str) -> None:
+    for key in path[:-1]:
+        container = container[key]
+    container[path[-1]] = value
+
+
+def _get(container: Any, path: tuple[Any, ...]) -> str:
+    for key in path:
+        container = container[key]
+    assert isinstance(container, str)
+    return container
+
+
+def masked(kind: str, response: httpx.Response) -> bool:
+    """A body the endpoint never read: the resource its path names does not exist.
+
+    Path ids are resolved by dependencies, which FastAPI runs before validating the body.
+    """
+    return kind == "body" and response.status_code == 404
+
+
+def _send(case: Any, base_url: str, headers: dict[str, str]) -> httpx.Response:
+    path = case.operation.path
+    for name, value in (case.path_parameters or {}).items():
+        path = path.replace(f"{{{name}}}", quote(str(value), safe=""))
+    query = {k: v for k, v in (case.query or {}).items() if v is not None}
+    content = None
+    extra: dict[str, str] = {}
+    if not isinstance(case.body, type(None)) and case.body.__class__.__name__ != "NotSet":
+        # ensure_ascii: every control character and surrogate travels as a \\u escape.
+        content = json.dumps(case.body).encode()
+        extra["Content-Type"] = "application/json"
+    return httpx.request(
+        case.method.upper(),
+        base_url + path,
+        params=query,
+        content=content,
+        headers={**{k: str(v) for k, v in (case.headers or {}).items()}, **headers, **extra},
+        timeout=10,
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_control_character_reaches_the_database(
+    service: str, processes: dict[str, ServiceProcess], headers: dict[str, str]
+) -> None:
+    proc = processes[service]
+    schema = schemathesis.openapi.from_url(f"{proc.url}/openapi.json")
+    failures: list[str] = []
+    poisoned_requests = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy(), data=st.data())
+        @settings(
+            max_examples=12,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Any, data: st.DataObject) -> None:
+            nonlocal poisoned_requests
+            slots = _slots(case)
+            if not slots:
+                return
+            kind, path = data.draw(st.sampled_from(slots))
+            poison = data.draw(st.sampled_from(POISON if kind == "body" else URL_POISON))
+            container = case.body if kind == "body" else getattr(case, kind)
+            original = _get(container, path)
+            _set(container, path, _poisoned(original, poison, data.draw(st.integers(0, 8))))
+            response = _send(case, proc.url, headers)
+            poisoned_requests += 1
+            where = f"{case.method.upper()} {case.operation.path} {kind}{list(path)} {poison!r}"
+            if response.status_code >= 500:
+                failures.append(f"{where}: {response.status_code} {response.text[:200]}")
+            elif poison == "\x00" and response.status_code != 422 and not masked(kind, response):
+                failures.append(f"{where}: {response.status_code}, expected 422")
+
+        run()
+    assert not failures, "\n".join(sorted(set(failures)))
+    assert poisoned_requests >= 10, poisoned_requests
+    assert "Traceback" not in proc.log()
