@@ -31,7 +31,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopfleet.common.database import transaction_intent, utcnow
-from shopfleet.common.errors import Conflict, DependencyUnavailable, Unprocessable
+from shopfleet.common.errors import (
+    Conflict,
+    DependencyUnavailable,
+    ShopfleetError,
+    Unprocessable,
+)
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.settings import Settings
 from shopfleet.orders import products, repository, saga_writes
@@ -118,10 +123,15 @@ async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outco
         if key is not None:
             with contextlib.suppress(SQLAlchemyError):
                 await _mark_key(ctx, user_id=order.user_id, key=key, new=GAVE_UP, expected=None)
+        # An open breaker knows when products is worth asking again: pass that on.
+        retry_after = (
+            exc.headers.get("Retry-After", "5") if isinstance(exc, ShopfleetError) else "5"
+        )
         raise OrderStillPending(
             order.id,
             "The order is stored but its stock is not settled yet; repeat the request with"
             " the same Idempotency-Key, or read the order later, for the final answer.",
+            retry_after=int(retry_after),
         ) from None
 
 
