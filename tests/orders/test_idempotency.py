@@ -116,11 +116,14 @@ async def test_a_repeat_after_an_outage_finishes_the_order(make_platform: Any) -
         order_id = outage.json()["orderId"]
         pending = await shop.client.get(f"/v1/orders/{order_id}", headers=customer)
         assert pending.json()["status"] == "pending"
+        # Products prices an order when it reserves it: until then the lines wait unpriced.
+        assert pending.json()["items"][0]["unitPrice"] == 0 and pending.json()["total"] == 0
         assert await shop.stock(product) == 10
 
         retried = await shop.order(customer, [(product, 2)], key="retry-me")
         assert retried.status_code == 201
         assert retried.json()["id"] == order_id and retried.json()["status"] == "confirmed"
+        assert retried.json()["total"] == 39.98  # priced by the resumed reservation
         again = await shop.order(customer, [(product, 2)], key="retry-me")
         assert again.status_code == 201 and again.json() == retried.json()
         assert await shop.stock(product) == 8

@@ -75,6 +75,11 @@ async def test_a_reservation_whose_answer_was_lost_is_confirmed(make_platform: A
         repeat = await shop.order(customer, [(product, 2)], key="lost-answer")
         assert repeat.status_code == 201
         assert repeat.json()["id"] == order_id and repeat.json()["status"] == "confirmed"
+        # Priced at what products reserved (the answer that was lost carried the prices).
+        assert repeat.json()["total"] == 39.98
+        assert repeat.json()["items"][0]["sku"].startswith("SKU-")
+        detail = await shop.client.get(f"/v1/orders/{order_id}", headers=shop.admin)
+        assert detail.json()["total"] == 39.98 and detail.json()["items"][0]["unitPrice"] == 19.99
         assert await shop.stock(product) == 3
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from shopfleet.common.database import utcnow
+from shopfleet.products.caching import LIST_SCOPE, TOTALS_SCOPE
 from shopfleet.products.models import Product
 from tests.support import Platform
 
@@ -64,5 +65,5 @@ async def insert_products(platform: Platform, rows: list[dict[str, Any]]) -> lis
         await db.execute(insert(Product), values)
         await db.commit()
     if resources.cache is not None:  # written behind the service's back: say so
-        await resources.cache.invalidate("products:list")
+        await resources.cache.invalidate(LIST_SCOPE, TOTALS_SCOPE)
     return [value["id"] for value in values]

@@ -40,9 +40,24 @@ def bench(
     redis_url: Annotated[
         str, typer.Option(help="Redis to run on", envvar="SHOPFLEET_BENCH_REDIS_URL")
     ] = DEFAULT_REDIS,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated scenarios to run (e.g. floor,product-db); "
+            "'scale-out' adds the scaling curve. Default: all"
+        ),
+    ] = None,
 ) -> None:
     """Load-test a private platform through the gateway with wrk and write a report."""
     from shopfleet.bench.runner import options_for, run_bench
+    from shopfleet.bench.scenarios import MAIN
+
+    chosen = None
+    if only is not None:
+        chosen = frozenset(name.strip() for name in only.split(",") if name.strip())
+        unknown = chosen - {scenario.name for scenario in MAIN} - {"scale-out"}
+        if unknown:
+            raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
 
     if not topology.exists():
         raise typer.BadParameter(f"{topology} not found: run from the repository root")
@@ -56,6 +71,7 @@ def bench(
         database_url=database_url,
         redis_url=redis_url,
         command="shopfleet " + shlex.join(sys.argv[1:]),
+        only=chosen,
     )
     try:
         directory = asyncio.run(run_bench(options, typer.echo))

@@ -47,6 +47,8 @@ class Options:
     database_url: str
     redis_url: str
     command: str
+    # Scenario names to run (None: all); the scale-out curve runs only when asked for.
+    only: frozenset[str] | None = None
 
 
 def options_for(
@@ -60,6 +62,7 @@ def options_for(
     database_url: str,
     redis_url: str,
     command: str,
+    only: frozenset[str] | None = None,
 ) -> Options:
     """Full run: the issue's catalog; quick: every scenario for a few seconds, a small one."""
     if quick:
@@ -80,6 +83,7 @@ def options_for(
         database_url=database_url,
         redis_url=redis_url,
         command=command,
+        only=only,
     )
 
 
@@ -211,9 +215,14 @@ class Bench:
         return outcome
 
     async def scenarios(self) -> tuple[list[Outcome], dict[str, dict[int, float]]]:
-        outcomes = [await self.measure(scenario) for scenario in MAIN]
+        only = self.options.only
+        outcomes = [
+            await self.measure(scenario)
+            for scenario in MAIN
+            if only is None or scenario.name in only
+        ]
         scaling: dict[str, dict[int, float]] = {}
-        for count in SCALE_COUNTS:
+        for count in SCALE_COUNTS if only is None or "scale-out" in only else ():
             self.echo(f"scaling products to {count}")
             self.platform.scale("products", count)
             for scenario in SCALED:

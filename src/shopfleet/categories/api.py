@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import StringConstraints
 
-from shopfleet.categories import service
+from shopfleet.categories import reads, service
 from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
@@ -62,11 +62,18 @@ async def list_categories(
     return _json(make_page(results, params=paging, total=total))
 
 
+async def _category_response(request: Request, id_or_slug: str) -> Response:
+    # One SELECT serialised straight to bytes: no session, ORM object or response model.
+    body = await reads.category_bytes(request.app.state.resources.engine, id_or_slug=id_or_slug)
+    if body is None:
+        raise service.CategoryNotFound
+    return Response(body, media_type="application/json")
+
+
 @router.get("/{id_or_slug}", response_model=CategoryPublic)
-async def get_category(id_or_slug: SafeStr, db: SessionDep) -> Response:
+async def get_category(id_or_slug: SafeStr, request: Request) -> Response:
     """Return a category by id or slug."""
-    category = await service.find_category(db=db, id_or_slug=id_or_slug)
-    return _json(CategoryPublic.model_validate(category))
+    return await _category_response(request, id_or_slug)
 
 
 @router.post("", status_code=201, response_model=CategoryPublic)
@@ -95,6 +102,5 @@ async def delete_category(
 
 
 @internal.get("/categories/{id_or_slug}", response_model=CategoryPublic)
-async def lookup_category(id_or_slug: SafeStr, db: SessionDep) -> Response:
-    category = await service.find_category(db=db, id_or_slug=id_or_slug)
-    return _json(CategoryPublic.model_validate(category))
+async def lookup_category(id_or_slug: SafeStr, request: Request) -> Response:
+    return await _category_response(request, id_or_slug)

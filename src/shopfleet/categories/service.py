@@ -16,7 +16,6 @@ from shopfleet.categories.schemas import (
     CategoryCreate,
     CategoryUpdate,
     CategoryUsage,
-    is_slug,
     slugify,
 )
 from shopfleet.common.database import utcnow
@@ -46,20 +45,6 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-async def find_category(*, db: AsyncSession, id_or_slug: str) -> Category:
-    """Return a category by id or by slug."""
-    category_id = parse_id(id_or_slug)
-    if category_id is not None:
-        category = await repository.get_by_id(db, category_id)
-    elif is_slug(id_or_slug):
-        category = await repository.get_by_slug(db, id_or_slug)
-    else:
-        category = None
-    if category is None:
-        raise CategoryNotFound
-    return category
 
 
 async def get_category(*, db: AsyncSession, category_id: str) -> Category:

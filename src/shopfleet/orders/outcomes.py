@@ -70,18 +70,6 @@ def insufficient_stock_outcome(order: Order, shortages: list[dict[str, Any]]) ->
     return Outcome(409, body)
 
 
-def unknown_product_outcome(order: Order, detail: str) -> Outcome:
-    """422 for a product deleted between the price lookup and the reservation."""
-    body = problem(
-        422,
-        "A product of this order no longer exists.",
-        problem_type="urn:shopfleet:problem:unknown-product",
-        orderId=str(order.id),
-        errors=[{"field": "items", "message": detail or "Unknown product."}],
-    )
-    return Outcome(422, body)
-
-
 def rejected_outcome(order: Order) -> Outcome:
     """409 for an order settled without stock (its reservation never completed)."""
     body = problem(

@@ -1,59 +1,59 @@
-"""An order's price snapshot: built from products' catalog answer, never from the client."""
+"""An order's price snapshot: from products' reservation answer, never from the client.
+
+The order is stored `pending` before products is asked (so a crash after reserving
+leaves a row the sweeper settles), and products prices it in the same call that
+reserves its stock; so a pending order's lines wait unpriced (sku and name empty,
+prices 0) until the answer fills them in.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 from shopfleet.common.database import new_id, utcnow
-from shopfleet.common.errors import Unprocessable
 from shopfleet.orders.models import Order, OrderLine
-from shopfleet.orders.products import CatalogEntry
+from shopfleet.orders.products import Catalog
 from shopfleet.orders.schemas import OrderCreate, money_to_cents
 
 
-def price_order(
-    *,
-    user_id: uuid.UUID,
-    data: OrderCreate,
-    catalog: dict[uuid.UUID, CatalogEntry],
-    currency: str,
-) -> Order:
-    """Build a pending order whose lines snapshot the products' current names and prices."""
-    unknown = [i for i, item in enumerate(data.items) if item.product_id not in catalog]
-    if unknown:
-        raise Unprocessable(
-            "Some ordered products do not exist.",
-            extra={
-                "errors": [
-                    {"field": f"items[{i}].productId", "message": "No such product."}
-                    for i in unknown
-                ]
-            },
+def pending_order(*, user_id: uuid.UUID, data: OrderCreate, currency: str) -> Order:
+    """Build a pending order whose lines are not priced yet."""
+    lines = [
+        OrderLine(
+            position=position,
+            product_id=item.product_id,
+            sku="",
+            name="",
+            unit_price_cents=0,
+            quantity=item.quantity,
+            line_total_cents=0,
         )
-    lines = []
-    for position, item in enumerate(data.items):
-        entry = catalog[item.product_id]
-        unit_price = money_to_cents(entry.price)
-        lines.append(
-            OrderLine(
-                position=position,
-                product_id=entry.id,
-                sku=entry.sku,
-                name=entry.name,
-                unit_price_cents=unit_price,
-                quantity=item.quantity,
-                line_total_cents=unit_price * item.quantity,
-            )
-        )
+        for position, item in enumerate(data.items)
+    ]
     now = utcnow()
     return Order(
         id=new_id(),
         user_id=user_id,
         status="pending",
-        total_cents=sum(line.line_total_cents for line in lines),
+        total_cents=0,
         currency=currency,
         shipping_address=data.shipping_address.model_dump(mode="json", by_alias=True),
         created_at=now,
         updated_at=now,
         lines=lines,
     )
+
+
+def apply_prices(order: Order, catalog: Catalog) -> bool:
+    """Snapshot every line's sku, name and price from `catalog`; False (nothing changed)
+    unless every line is in it."""
+    if any(line.product_id not in catalog for line in order.lines):
+        return False
+    for line in order.lines:
+        entry = catalog[line.product_id]
+        line.sku = entry.sku
+        line.name = entry.name
+        line.unit_price_cents = money_to_cents(entry.price)
+        line.line_total_cents = line.unit_price_cents * line.quantity
+    order.total_cents = sum(line.line_total_cents for line in order.lines)
+    return True

@@ -1,4 +1,7 @@
-"""Calls to the products service's internal API: price lookup and stock reservations.
+"""Calls to the products service's internal API: priced stock reservations.
+
+Placing an order is one call: the reservation answers each line's sku, name and unit
+price (locked in products' transaction), or the unknown and short lines.
 
 Every call here is idempotent (reservations are keyed by order id), so the client may
 retry all of them, POSTs included.
@@ -37,21 +40,26 @@ class UnexpectedAnswer(DependencyUnavailable):
 
 
 @dataclass(frozen=True)
-class CatalogEntry:
-    id: uuid.UUID
+class PricedLine:
+    """What a product was called and cost when products reserved (or refused) it."""
+
     sku: str
     name: str
     price: Decimal
 
 
+Catalog = dict[uuid.UUID, PricedLine]
+
+
 @dataclass(frozen=True)
 class Reserved:
-    pass
+    catalog: Catalog
 
 
 @dataclass(frozen=True)
 class InsufficientStock:
     lines: list[dict[str, Any]]
+    catalog: Catalog
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class ReservationReleased:
 
 @dataclass(frozen=True)
 class UnknownProduct:
-    detail: str
+    errors: list[dict[str, Any]]
 
 
 ReserveResult = Reserved | InsufficientStock | ReservationReleased | UnknownProduct
@@ -72,32 +80,22 @@ def _body(response: httpx.Response) -> Any:
     return json.loads(response.content, parse_float=Decimal)
 
 
-async def lookup_products(
-    *, http: ServiceClient, product_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, CatalogEntry]:
-    """Return the current sku, name and price of the known ones among `product_ids`."""
-    path = "/internal/products/lookup"
-    response = await http.request(
-        TARGET, "POST", path, json={"ids": [str(i) for i in product_ids]}, idempotent=True
-    )
-    if response.status_code != 200:
-        raise UnexpectedAnswer(path, response)
-    entries = {}
-    for product in _body(response)["products"]:
-        entry = CatalogEntry(
-            id=uuid.UUID(product["id"]),
-            sku=product["sku"],
-            name=product["name"],
-            price=Decimal(product["price"]),
+def _catalog(entries: Iterable[dict[str, Any]]) -> Catalog:
+    """The priced lines of an answer; lines reserved before prices were stored are left out."""
+    catalog = {}
+    for entry in entries:
+        if entry.get("sku") is None or entry.get("name") is None or entry.get("price") is None:
+            continue
+        catalog[uuid.UUID(entry["productId"])] = PricedLine(
+            sku=entry["sku"], name=entry["name"], price=Decimal(entry["price"])
         )
-        entries[entry.id] = entry
-    return entries
+    return catalog
 
 
 async def reserve_stock(
     *, http: ServiceClient, order_id: uuid.UUID, items: Iterable[tuple[uuid.UUID, int]]
 ) -> ReserveResult:
-    """Reserve every line of an order at products, all or none."""
+    """Reserve and price every line of an order at products, all or none."""
     path = "/internal/products/reservations"
     payload = {
         "orderId": str(order_id),
@@ -105,15 +103,20 @@ async def reserve_stock(
     }
     response = await http.request(TARGET, "POST", path, json=payload, idempotent=True)
     if response.status_code == 200:
-        return Reserved()
+        return Reserved(catalog=_catalog(_body(response)["items"]))
     if response.status_code == 409:
         problem = _body(response)
         if problem.get("type") == INSUFFICIENT_STOCK:
-            return InsufficientStock(lines=list(problem.get("lines", [])))
+            return InsufficientStock(
+                lines=list(problem.get("lines", [])),
+                catalog=_catalog(problem.get("products", [])),
+            )
         if problem.get("type") == RESERVATION_RELEASED:
             return ReservationReleased()
     if response.status_code == 422:
-        return UnknownProduct(detail=str(_body(response).get("detail", "")))
+        errors = _body(response).get("errors")
+        if isinstance(errors, list) and errors:
+            return UnknownProduct(errors=errors)
     raise UnexpectedAnswer(path, response)
 
 
@@ -125,13 +128,15 @@ async def release_stock(*, http: ServiceClient, order_id: uuid.UUID) -> None:
         raise UnexpectedAnswer(path, response)
 
 
-async def reservation_status(*, http: ServiceClient, order_id: uuid.UUID) -> str | None:
-    """Return "reserved" or "released" for an order id, None when products never saw it."""
+async def reservation_status(
+    *, http: ServiceClient, order_id: uuid.UUID
+) -> tuple[str, Catalog] | None:
+    """Return "reserved" or "released" and the reserved prices; None when never seen."""
     path = f"/internal/products/reservations/{order_id}"
     response = await http.request(TARGET, "GET", path)
     if response.status_code == 404:
         return None
     if response.status_code != 200:
         raise UnexpectedAnswer(path, response)
-    status: str = _body(response)["status"]
-    return status
+    body = _body(response)
+    return str(body["status"]), _catalog(body["items"])

@@ -7,12 +7,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from shopfleet.common.database import utcnow
-from shopfleet.orders.models import IdempotencyKey, Order
+from shopfleet.orders.models import IdempotencyKey, Order, OrderLine
 
 
 async def get_order(
@@ -81,27 +81,60 @@ async def resolve_pending(
     response_status: int,
     response_body: dict[str, Any] | None,
     now: datetime | None = None,
+    priced: Order | None = None,
 ) -> bool:
     """Move an order out of `pending` and record the answer its creation gets.
 
     Conditional on the order still being pending, so of the request, a repeat, the
     sweeper and a cancel, exactly one decides; False when another one already did.
+    `priced`: the same order with its lines priced by products, stored with the outcome.
     """
     now = now or utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if priced is not None:
+        values["total_cents"] = priced.total_cents
     result = await session.execute(
         update(Order)
         .where(Order.id == order_id, Order.status == "pending")
-        .values(status=status, updated_at=now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
+    if priced is not None:
+        connection = await session.connection()
+        await connection.execute(
+            _PRICE_LINE,
+            [
+                {
+                    "oid": order_id,
+                    "pos": line.position,
+                    "sku": line.sku,
+                    "name": line.name,
+                    "unit": line.unit_price_cents,
+                    "total": line.line_total_cents,
+                }
+                for line in priced.lines
+            ],
+        )
     await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.order_id == order_id)
         .values(response_status=response_status, response_body=response_body)
     )
     return True
+
+
+_PRICE_LINE = (
+    update(OrderLine.__table__)  # type: ignore[arg-type]
+    .where(OrderLine.order_id == bindparam("oid"), OrderLine.position == bindparam("pos"))
+    .values(
+        sku=bindparam("sku"),
+        name=bindparam("name"),
+        unit_price_cents=bindparam("unit"),
+        line_total_cents=bindparam("total"),
+    )
+)
 
 
 async def set_key_response_status(
@@ -148,6 +181,16 @@ async def lock_stale_pending(
     if order_id is None:
         return None
     return await get_order(session, order_id)
+
+
+async def delete_pending(session: AsyncSession, *, order_id: uuid.UUID) -> bool:
+    """Remove a still-pending order (its lines and key go with it); False if it was settled."""
+    result = await session.execute(
+        delete(Order)
+        .where(Order.id == order_id, Order.status == "pending")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def purge_idempotency_keys(session: AsyncSession, *, older_than: datetime) -> int:

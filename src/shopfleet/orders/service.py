@@ -1,4 +1,8 @@
-"""The order-creation saga: store `pending`, reserve stock at products, confirm or reject.
+"""The order-creation saga: store `pending`, reserve and price at products, confirm or reject.
+
+One call to products per order: its reservation answers the lines' prices (see
+pricing.py), and orders' own writes are one statement each on PostgreSQL
+(saga_writes.py).
 
 The saga owns its transactions instead of using the request's one (SessionDep), because
 its steps must be durable in order around the call to products:
@@ -20,16 +24,22 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopfleet.common.database import transaction_intent, utcnow
-from shopfleet.common.errors import Conflict, DependencyUnavailable
+from shopfleet.common.errors import (
+    Conflict,
+    DependencyUnavailable,
+    ShopfleetError,
+    Unprocessable,
+)
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.settings import Settings
-from shopfleet.orders import products, repository
+from shopfleet.orders import products, repository, saga_writes
 from shopfleet.orders.metrics import OrdersMetrics
 from shopfleet.orders.models import IdempotencyKey, Order
 from shopfleet.orders.outcomes import (
@@ -38,9 +48,8 @@ from shopfleet.orders.outcomes import (
     insufficient_stock_outcome,
     outcome_of,
     rejected_outcome,
-    unknown_product_outcome,
 )
-from shopfleet.orders.pricing import price_order
+from shopfleet.orders.pricing import apply_prices, pending_order
 from shopfleet.orders.schemas import OrderCreate
 
 log = logging.getLogger("shopfleet.orders")
@@ -87,42 +96,21 @@ async def create_order(
 ) -> Outcome:
     """Place an order, or answer a repeat of an Idempotency-Key exactly like the first time."""
     digest = request_hash(data)
-    if idempotency_key is not None:
-        record = await _load_key(ctx, user_id=user_id, key=idempotency_key)
-        if record is not None:
-            return await _replay(ctx, record=record, digest=digest)
-    catalog = await products.lookup_products(
-        http=ctx.http, product_ids=[item.product_id for item in data.items]
-    )
-    order = price_order(user_id=user_id, data=data, catalog=catalog, currency=ctx.settings.currency)
+    order = pending_order(user_id=user_id, data=data, currency=ctx.settings.currency)
     try:
-        await _store_pending(ctx, order=order, key=idempotency_key, digest=digest)
+        # No look-up of the key first: storing its record is the check (one round trip).
+        await saga_writes.store_pending(
+            ctx.sessionmaker, order=order, key=idempotency_key, digest=digest
+        )
     except IntegrityError:
-        # Only the idempotency record can collide: a concurrent repeat stored it first.
-        record = await _load_key(ctx, user_id=user_id, key=idempotency_key or "")
+        # Only the idempotency record can collide: a repeat of the key stored it first.
+        if idempotency_key is None:
+            raise
+        record = await _load_key(ctx, user_id=user_id, key=idempotency_key)
         if record is None:
             raise
         return await _replay(ctx, record=record, digest=digest)
     return await _settle(ctx, order=order, key=idempotency_key)
-
-
-async def _store_pending(ctx: OrdersContext, *, order: Order, key: str | None, digest: str) -> None:
-    """Saga step 1: the pending order, its lines and the key's record, in one commit."""
-    with transaction_intent(writes=True):
-        async with ctx.sessionmaker() as db:
-            db.add(order)
-            await db.flush()
-            if key is not None:
-                db.add(
-                    IdempotencyKey(
-                        user_id=order.user_id,
-                        key=key,
-                        request_hash=digest,
-                        order_id=order.id,
-                        created_at=order.created_at,
-                    )
-                )
-            await db.commit()
 
 
 async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outcome:
@@ -135,10 +123,15 @@ async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outco
         if key is not None:
             with contextlib.suppress(SQLAlchemyError):
                 await _mark_key(ctx, user_id=order.user_id, key=key, new=GAVE_UP, expected=None)
+        # An open breaker knows when products is worth asking again: pass that on.
+        retry_after = (
+            exc.headers.get("Retry-After", "5") if isinstance(exc, ShopfleetError) else "5"
+        )
         raise OrderStillPending(
             order.id,
             "The order is stored but its stock is not settled yet; repeat the request with"
             " the same Idempotency-Key, or read the order later, for the final answer.",
+            retry_after=int(retry_after),
         ) from None
 
 
@@ -146,7 +139,8 @@ async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
     items = [(line.product_id, line.quantity) for line in order.lines]
     result = await products.reserve_stock(http=ctx.http, order_id=order.id, items=items)
     if isinstance(result, products.Reserved):
-        return await _confirm(ctx, order=order)
+        priced = apply_prices(order, result.catalog)
+        return await _confirm(ctx, order=order, priced=priced)
     if isinstance(result, products.ReservationReleased):
         # Cancelled or swept meanwhile: whoever released it settles the order.
         return await _resolve(ctx, order=order, status="rejected", outcome=rejected_outcome(order))
@@ -154,19 +148,38 @@ async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
     # could still land; releasing leaves a tombstone that refuses it.
     await products.release_stock(http=ctx.http, order_id=order.id)
     if isinstance(result, products.InsufficientStock):
+        priced = apply_prices(order, result.catalog)
         outcome = insufficient_stock_outcome(order, result.lines)
-        decided = await _resolve(ctx, order=order, status="rejected", outcome=outcome)
+        decided = await _resolve(
+            ctx, order=order, status="rejected", outcome=outcome, priced=priced
+        )
         if decided is outcome:
             ctx.metrics.rejected_for_stock.inc()
         return decided
-    outcome = unknown_product_outcome(order, result.detail)
-    return await _resolve(ctx, order=order, status="rejected", outcome=outcome)
+    return await _discard_unknown(ctx, order=order, errors=result.errors)
 
 
-async def _confirm(ctx: OrdersContext, *, order: Order) -> Outcome:
+async def _discard_unknown(
+    ctx: OrdersContext, *, order: Order, errors: list[dict[str, Any]]
+) -> Outcome:
+    """An order naming unknown products is bad input: it leaves nothing behind (a 422)."""
+    with transaction_intent(writes=True):
+        async with ctx.sessionmaker() as db:
+            discarded = await repository.delete_pending(db, order_id=order.id)
+            await db.commit()
+    if not discarded:  # a cancel or the sweeper settled it meanwhile: theirs is the answer
+        current = await _current_outcome(ctx, order_id=order.id)
+        if current is not None:
+            return current
+    raise Unprocessable("Some ordered products do not exist.", extra={"errors": errors})
+
+
+async def _confirm(ctx: OrdersContext, *, order: Order, priced: bool) -> Outcome:
     now = utcnow()
     outcome = confirmed_outcome(order, confirmed_at=now)
-    decided = await _resolve(ctx, order=order, status="confirmed", outcome=outcome, now=now)
+    decided = await _resolve(
+        ctx, order=order, status="confirmed", outcome=outcome, now=now, priced=priced
+    )
     if decided is outcome:
         ctx.metrics.created.inc()
     return decided
@@ -179,19 +192,18 @@ async def _resolve(
     status: str,
     outcome: Outcome,
     now: datetime | None = None,
+    priced: bool = False,
 ) -> Outcome:
     """Commit this outcome unless another actor settled the order first; return the winner."""
-    with transaction_intent(writes=True):
-        async with ctx.sessionmaker() as db:
-            decided = await repository.resolve_pending(
-                db,
-                order_id=order.id,
-                status=status,
-                response_status=outcome.status_code,
-                response_body=outcome.body,
-                now=now,
-            )
-            await db.commit()
+    decided = await saga_writes.decide(
+        ctx.sessionmaker,
+        order=order,
+        status=status,
+        response_status=outcome.status_code,
+        response_body=outcome.body,
+        priced=priced,
+        now=now or utcnow(),
+    )
     if decided:
         return outcome
     current = await _current_outcome(ctx, order_id=order.id)

@@ -1,7 +1,8 @@
 """The sweeper: settles orders a crash or an outage left `pending`, and expires old keys.
 
 For each stale pending order it asks products what became of the reservation:
-- reserved: the reservation went through, so the order is confirmed;
+- reserved: the reservation went through, so the order is confirmed (at the prices the
+  reservation stored);
 - released: stock is already back, so the order is rejected;
 - never seen: the sweeper releases the order id at products first, which leaves a
   tombstone that refuses a delayed reserve from the crashed request, then rejects the
@@ -30,6 +31,7 @@ from shopfleet.common.errors import DependencyUnavailable
 from shopfleet.orders import products, repository
 from shopfleet.orders.models import Order
 from shopfleet.orders.outcomes import confirmed_outcome, rejected_outcome
+from shopfleet.orders.pricing import apply_prices
 from shopfleet.orders.service import OrdersContext
 
 log = logging.getLogger("shopfleet.orders.sweeper")
@@ -80,11 +82,14 @@ async def sweep_once(ctx: OrdersContext) -> SweepReport:
 
 
 async def _settle(db: AsyncSession, *, ctx: OrdersContext, order: Order) -> str:
-    state = await products.reservation_status(http=ctx.http, order_id=order.id)
-    if state is None:
+    found = await products.reservation_status(http=ctx.http, order_id=order.id)
+    if found is None:
         await products.release_stock(http=ctx.http, order_id=order.id)
     now = utcnow()
-    if state == "reserved":
+    if found is not None and found[0] == "reserved":
+        # The order is held in this session: the prices products reserved at are
+        # flushed with the commit, like the answer below.
+        apply_prices(order, found[1])
         status, outcome = "confirmed", confirmed_outcome(order, confirmed_at=now)
     else:
         status, outcome = "rejected", rejected_outcome(order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page
 from shopfleet.common.security import AdminUser
-from shopfleet.products import catalog, service
+from shopfleet.products import caching, catalog, reads, service
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.listing import FieldsText, ProductListQueryDep, parse_fields
 from shopfleet.products.routing import ExactNumbersRoute
@@ -19,6 +20,7 @@ from shopfleet.products.schemas import (
     ProductSelection,
     ProductUpdate,
 )
+from shopfleet.products.service import ProductNotFound, parse_id
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNumbersRoute)
 CATEGORY_DIRECTORY = "products.categories"
@@ -51,7 +53,7 @@ def _json(body: ApiModel, status_code: int = 200) -> Response:
 
 @router.get("", response_model=Page[ProductSelection])
 async def list_products(
-    query: ProductListQueryDep, db: SessionDep, categories: CategoriesDep, currency: CurrencyDep
+    query: ProductListQueryDep, request: Request, categories: CategoriesDep, currency: CurrencyDep
 ) -> Response:
     """List products: filters, sorts, field selection, and `cursor` for keyset pagination."""
     category_id = None
@@ -59,21 +61,45 @@ async def list_products(
         category_id = await categories.resolve(query.category)
         if category_id is None:  # no category has that slug: nothing is in it
             return _json(make_page([], params=query.paging, total=0))
-    page = await catalog.list_products(
-        db=db, query=query, category_id=category_id, currency=currency
+    resources = request.app.state.resources
+
+    def total(count: Callable[[], Awaitable[int]]) -> Awaitable[int]:
+        return caching.cached_total(
+            resources.cache,
+            query=query,
+            category_id=category_id,
+            ttl=resources.settings.cache_list_ttl,
+            count=count,
+        )
+
+    body = await reads.list_page_bytes(
+        resources.engine,
+        query=query,
+        category_id=category_id,
+        currency=currency,
+        cached_total=total,
     )
-    return _json(page)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{product_id}", response_model=ProductSelection)
 async def get_product(
-    product_id: SafeStr, db: SessionDep, currency: CurrencyDep, fields: FieldsQuery = None
+    product_id: SafeStr, request: Request, currency: CurrencyDep, fields: FieldsQuery = None
 ) -> Response:
     """Return one product, or just the `fields` asked for."""
     chosen = parse_fields(fields)
-    return _json(
-        await catalog.product_detail(db=db, product_id=product_id, fields=chosen, currency=currency)
-    )
+    parsed = parse_id(product_id)
+    body = None
+    if parsed is not None:
+        # One SELECT of the needed columns, serialised straight to the bytes the
+        # response cache keeps (no session, ORM object or response model).
+        engine = request.app.state.resources.engine
+        body = await reads.product_detail_bytes(
+            engine, product_id=parsed, fields=chosen, currency=currency
+        )
+    if body is None:
+        raise ProductNotFound
+    return Response(body, media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=ProductPublic)

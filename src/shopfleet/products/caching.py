@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.app import Resources
+from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import (
     CachedRoute,
     bool_value,
@@ -22,19 +24,57 @@ from shopfleet.common.cached_reads import (
 )
 from shopfleet.common.database import invalidate_after_commit
 from shopfleet.common.errors import is_connection_failure
+from shopfleet.products.listing import ProductListQuery
 from shopfleet.products.models import Product
+from shopfleet.products.reads import total_key
 
 log = logging.getLogger("shopfleet.products.cache")
 LIST_SCOPE = "products:list"
+# The totals of filters that do not look at stock: only adding, changing or removing a
+# product changes them, so an order (a stock change) leaves them cached.
+TOTALS_SCOPE = "products:totals"
 
 
 def detail_scope(product_id: uuid.UUID | str) -> str:
     return f"products:detail:{product_id}"
 
 
-def invalidate_product_caches(db: AsyncSession, *product_ids: uuid.UUID) -> None:
-    """Every list, and the details of these products, are stale once `db` commits."""
-    invalidate_after_commit(db, LIST_SCOPE, *(detail_scope(i) for i in product_ids))
+def invalidate_product_caches(
+    db: AsyncSession, *product_ids: uuid.UUID, totals: bool = False
+) -> None:
+    """Every list, and the details of these products, are stale once `db` commits.
+
+    `totals`: the write may change which products a filter matches (not only stock).
+    """
+    scopes = [LIST_SCOPE, *(detail_scope(i) for i in product_ids)]
+    invalidate_after_commit(db, *scopes, *([TOTALS_SCOPE] if totals else []))
+
+
+async def cached_total(
+    cache: ResponseCache | None,
+    *,
+    query: ProductListQuery,
+    category_id: uuid.UUID | None,
+    ttl: int,
+    count: Callable[[], Awaitable[int]],
+) -> int:
+    """A filter's exact total, counted once per cache generation.
+
+    Filters on stock (`inStock`) live under the lists' generation, which every stock
+    change bumps; the others under TOTALS_SCOPE. A total is never older than the last
+    write that could change it, so it serves admins' `no-cache` reads too.
+    """
+    if cache is None:
+        return await count()
+
+    async def load() -> bytes:
+        return str(await count()).encode()
+
+    scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
+    result = await cache.get_or_load(
+        scope=scope, key=total_key(query, category_id), ttl=ttl, load=load
+    )
+    return int(result.body)
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from shopfleet.common.database import SessionDep, transaction_intent
 from shopfleet.common.errors import NotFound
@@ -58,12 +58,14 @@ async def lookup_products(body: LookupRequest, db: SessionDep) -> LookupResponse
 
 
 @internal.post("/reservations", response_model=ReservationPublic)
-async def reserve_stock(body: ReservationRequest, db: SessionDep) -> ReservationPublic:
-    """Reserve all lines of an order or none (409 insufficient-stock).
+async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
+    """Reserve and price all lines of an order or none (409 insufficient-stock).
 
     A repeat for an order id already reserved returns that reservation unchanged.
     """
-    return await reservations.reserve(db=db, order_id=body.order_id, items=body.items)
+    reserved = await reservations.reserve(db=db, order_id=body.order_id, items=body.items)
+    # Serialised once (the response model would validate and serialise it again).
+    return Response(reserved.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @internal.post("/reservations/{order_id}/release", response_model=ReservationPublic)

@@ -90,3 +90,7 @@ class ReservationLine(Base):
     # No foreign key to products: a deleted product keeps its reservation history.
     product_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
+    # What the product was called and cost when reserved: orders prices the order from it.
+    sku: Mapped[str | None] = mapped_column(String(64), default=None)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    unit_price_cents: Mapped[int | None] = mapped_column(BigInteger, default=None)

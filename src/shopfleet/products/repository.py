@@ -1,80 +1,27 @@
-"""Products' queries: the catalog listing, stock updates and reservations."""
+"""Products' ORM-session queries: writes, stock changes and reservations (reads: reads.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, exists, func, insert, select, tuple_, update
+from sqlalchemy import (
+    RowMapping,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopfleet.products.listing import ProductListQuery
 from shopfleet.products.models import Product, Reservation, ReservationLine
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filters(query: ProductListQuery, category_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if category_id is not None:
-        conditions.append(Product.category_id == category_id)
-    if query.in_stock is not None:
-        conditions.append(Product.stock > 0 if query.in_stock else Product.stock == 0)
-    if query.min_price_cents is not None:
-        conditions.append(Product.price_cents >= query.min_price_cents)
-    if query.max_price_cents is not None:
-        conditions.append(Product.price_cents <= query.max_price_cents)
-    if query.name_contains:
-        pattern = f"%{_escape_like(query.name_contains)}%"
-        conditions.append(Product.name.ilike(pattern, escape="\\"))
-    return conditions
-
-
-async def list_products(
-    session: AsyncSession, query: ProductListQuery, *, category_id: uuid.UUID | None
-) -> Sequence[RowMapping]:
-    """One page of the listing: only the needed columns, LIMIT in SQL, keyset after a cursor."""
-    sort_column = getattr(Product, query.sort_column)
-    conditions = _filters(query, category_id)
-    if query.after is not None:
-        key = tuple_(sort_column, Product.id)
-        after = (query.after.key, query.after.id)
-        conditions.append(key < after if query.descending else key > after)
-    order = (
-        (sort_column.desc(), Product.id.desc())
-        if query.descending
-        else (sort_column.asc(), Product.id.asc())
-    )
-    statement = (
-        select(*(getattr(Product, column) for column in query.columns))
-        .where(*conditions)
-        .order_by(*order)
-        .limit(query.paging.limit)
-    )
-    if query.after is None:
-        statement = statement.offset(query.paging.offset)
-    return (await session.execute(statement)).mappings().all()
-
-
-async def count_products(
-    session: AsyncSession, query: ProductListQuery, *, category_id: uuid.UUID | None
-) -> int:
-    conditions = _filters(query, category_id)
-    total = await session.scalar(select(func.count()).select_from(Product).where(*conditions))
-    return int(total or 0)
-
-
-async def get_product_row(
-    session: AsyncSession, product_id: uuid.UUID, columns: Sequence[str]
-) -> RowMapping | None:
-    statement = select(*(getattr(Product, column) for column in columns)).where(
-        Product.id == product_id
-    )
-    return (await session.execute(statement)).mappings().first()
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
@@ -104,71 +51,149 @@ async def count_in_category(session: AsyncSession, category_id: uuid.UUID) -> in
     return int(await session.scalar(statement) or 0)
 
 
-async def stock_levels(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await session.execute(select(Product.id, Product.stock).where(Product.id.in_(ids)))
-    return {row.id: row.stock for row in rows}
+@dataclass(frozen=True)
+class PricedStock:
+    """A product as a reservation sees it: its row locked, what it is called and costs."""
+
+    sku: str
+    name: str
+    price_cents: int
+    stock: int
 
 
-async def decrement_stock(
-    session: AsyncSession, product_id: uuid.UUID, quantity: int, *, now: datetime
-) -> bool:
-    """Take `quantity` if that much is there; atomic on both engines. False when short."""
-    statement = (
-        update(Product)
-        .where(Product.id == product_id, Product.stock >= quantity)
-        .values(stock=Product.stock - quantity, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    result: Any = await session.execute(statement)
-    return bool(result.rowcount == 1)
+# Built once (an expanding IN of bound ids): no statement construction or cache key per call.
+_LOCK_FOR_RESERVATION = (
+    select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
+    .where(Product.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Product.id)
+    .with_for_update()
+)
 
 
-async def increment_stock(
-    session: AsyncSession, product_id: uuid.UUID, quantity: int, *, now: datetime
+async def lock_for_reservation(
+    session: AsyncSession, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, PricedStock]:
+    """Lock the rows of `ids` in id order (FOR UPDATE; SQLite's writer lock is already held).
+
+    One round trip gives the stock to check and the price snapshot to answer; the id
+    order is the lock order every reservation and release uses, so they never deadlock.
+    """
+    rows = await session.execute(_LOCK_FOR_RESERVATION, {"ids": sorted(ids)})
+    return {row.id: PricedStock(row.sku, row.name, row.price_cents, row.stock) for row in rows}
+
+
+_DECREMENT = (
+    update(Product.__table__)  # type: ignore[arg-type]
+    .where(Product.id == bindparam("pid"), Product.stock >= bindparam("qty"))
+    .values(stock=Product.stock - bindparam("qty"), updated_at=bindparam("now"))
+)
+_INCREMENT = (
+    update(Product.__table__)  # type: ignore[arg-type]
+    .where(Product.id == bindparam("pid"))
+    .values(stock=Product.stock + bindparam("qty"), updated_at=bindparam("now"))
+)
+
+
+async def change_stock(
+    session: AsyncSession, quantities: Mapping[uuid.UUID, int], *, take: bool, now: datetime
 ) -> None:
-    statement = (
-        update(Product)
-        .where(Product.id == product_id)
-        .values(stock=Product.stock + quantity, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(statement)
+    """Take (or put back) stock of every product in one executemany, in id order.
+
+    Taking is still conditional (`stock >= quantity`), though the caller has locked the
+    rows and checked the levels already.
+    """
+    params = [{"pid": pid, "qty": quantities[pid], "now": now} for pid in sorted(quantities)]
+    if params:
+        connection = await session.connection()
+        await connection.execute(_DECREMENT if take else _INCREMENT, params)
+
+
+@dataclass(frozen=True)
+class ReservedItem:
+    """One line of a stored reservation, with its price snapshot (None before 0002)."""
+
+    quantity: int
+    sku: str | None = None
+    name: str | None = None
+    unit_price_cents: int | None = None
 
 
 async def get_reservation(
     session: AsyncSession, order_id: uuid.UUID
-) -> tuple[str, dict[uuid.UUID, int]] | None:
-    """Return a reservation's status and its lines (product id to quantity)."""
-    status = await session.scalar(
-        select(Reservation.status).where(Reservation.order_id == order_id)
-    )
-    if status is None:
-        return None
-    lines = await session.execute(
-        select(ReservationLine.product_id, ReservationLine.quantity).where(
-            ReservationLine.order_id == order_id
+) -> tuple[str, dict[uuid.UUID, ReservedItem]] | None:
+    """Return a reservation's status and its lines (by product id), in one round trip."""
+    statement = (
+        select(
+            Reservation.status,
+            ReservationLine.product_id,
+            ReservationLine.quantity,
+            ReservationLine.sku,
+            ReservationLine.name,
+            ReservationLine.unit_price_cents,
         )
+        .outerjoin(ReservationLine, ReservationLine.order_id == Reservation.order_id)
+        .where(Reservation.order_id == order_id)
     )
-    return status, {line.product_id: line.quantity for line in lines}
+    rows = (await session.execute(statement)).all()
+    if not rows:
+        return None
+    lines = {
+        row.product_id: ReservedItem(row.quantity, row.sku, row.name, row.unit_price_cents)
+        for row in rows
+        if row.product_id is not None
+    }
+    return rows[0].status, lines
 
 
-async def insert_reservation(
+def _claim_statement(insert_for_dialect: Any) -> Any:
+    # Built once per dialect with bound values: no statement building or cache key per call.
+    return (
+        insert_for_dialect(Reservation)
+        .values(
+            order_id=bindparam("order_id"),
+            status=bindparam("status"),
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(Reservation.order_id)
+    )
+
+
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql_insert),
+    "sqlite": _claim_statement(sqlite_insert),
+}
+
+
+async def claim_reservation(
     session: AsyncSession, order_id: uuid.UUID, *, status: str, now: datetime
-) -> None:
-    """Insert the reservation row; a concurrent one for the same order raises IntegrityError."""
-    await session.execute(
-        insert(Reservation).values(order_id=order_id, status=status, created_at=now, updated_at=now)
-    )
+) -> bool:
+    """Insert the reservation row unless one exists; False when another request has it.
+
+    On PostgreSQL a concurrent insert of the same order id makes this wait for that
+    transaction, then do nothing if it committed: no savepoint, no IntegrityError.
+    """
+    statement = _CLAIM[session.get_bind().dialect.name]
+    params = {"order_id": order_id, "status": status, "now": now}
+    return (await session.execute(statement, params)).first() is not None
 
 
 async def insert_reservation_lines(
-    session: AsyncSession, order_id: uuid.UUID, quantities: Mapping[uuid.UUID, int]
+    session: AsyncSession, order_id: uuid.UUID, lines: Mapping[uuid.UUID, ReservedItem]
 ) -> None:
     await session.execute(
         insert(ReservationLine),
         [
-            {"order_id": order_id, "product_id": product_id, "quantity": quantity}
-            for product_id, quantity in quantities.items()
+            {
+                "order_id": order_id,
+                "product_id": product_id,
+                "quantity": line.quantity,
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price_cents": line.unit_price_cents,
+            }
+            for product_id, line in lines.items()
         ],
     )
 

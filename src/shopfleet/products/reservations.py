@@ -1,29 +1,56 @@
-"""Stock reservations of orders: all lines or none, idempotent by order id."""
+"""Stock reservations of orders: all lines or none, idempotent by order id, priced.
+
+A reservation answers what orders needs to price the order (each line's sku, name and
+unit price, as locked in the same transaction), so placing an order is one call here.
+The snapshot is stored with the lines, so a repeat or a status read answers the same.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
 from shopfleet.products import repository, service
-from shopfleet.products.schemas import ReservationItem, ReservationPublic, ReservedLine
+from shopfleet.products.repository import PricedStock, ReservedItem
+from shopfleet.products.schemas import (
+    ReservationItem,
+    ReservationPublic,
+    ReservedLine,
+    cents_to_price,
+)
 from shopfleet.products.service import Shortage
 
 
 class InsufficientStock(Conflict):
+    """409 naming the short lines; `products` prices every line, so the order names them."""
+
     problem_type = "urn:shopfleet:problem:insufficient-stock"
 
-    def __init__(self, shortages: list[Shortage]) -> None:
+    def __init__(self, shortages: list[Shortage], catalog: dict[uuid.UUID, PricedStock]) -> None:
         lines = [
-            {"productId": str(s.product_id), "requested": s.requested, "available": s.available}
+            {
+                "productId": str(s.product_id),
+                "requested": s.requested,
+                "available": s.available,
+            }
             for s in shortages
         ]
-        super().__init__("Not enough stock for some lines.", extra={"lines": lines})
+        products = [
+            {
+                "productId": str(product_id),
+                "sku": entry.sku,
+                "name": entry.name,
+                "price": float(cents_to_price(entry.price_cents)),
+            }
+            for product_id, entry in catalog.items()
+        ]
+        super().__init__(
+            "Not enough stock for some lines.", extra={"lines": lines, "products": products}
+        )
 
 
 class ReservationReleased(Conflict):
@@ -38,12 +65,23 @@ class ReservationNotFound(NotFound):
         super().__init__("No reservation for this order.")
 
 
-def _view(order_id: uuid.UUID, status: str, lines: dict[uuid.UUID, int]) -> ReservationPublic:
-    items = [ReservedLine(product_id=p, quantity=lines[p]) for p in sorted(lines)]
+def _line(product_id: uuid.UUID, item: ReservedItem) -> ReservedLine:
+    price = None if item.unit_price_cents is None else cents_to_price(item.unit_price_cents)
+    return ReservedLine(
+        product_id=product_id, quantity=item.quantity, sku=item.sku, name=item.name, price=price
+    )
+
+
+def _view(
+    order_id: uuid.UUID, status: str, lines: dict[uuid.UUID, ReservedItem]
+) -> ReservationPublic:
+    items = [_line(p, lines[p]) for p in sorted(lines)]
     return ReservationPublic(order_id=order_id, status=status, items=items)
 
 
-def _replay(order_id: uuid.UUID, stored: tuple[str, dict[uuid.UUID, int]]) -> ReservationPublic:
+def _replay(
+    order_id: uuid.UUID, stored: tuple[str, dict[uuid.UUID, ReservedItem]]
+) -> ReservationPublic:
     status, lines = stored
     if status == "released":
         raise ReservationReleased
@@ -53,32 +91,47 @@ def _replay(order_id: uuid.UUID, stored: tuple[str, dict[uuid.UUID, int]]) -> Re
 async def reserve(
     *, db: AsyncSession, order_id: uuid.UUID, items: list[ReservationItem]
 ) -> ReservationPublic:
-    """Reserve every line of an order in this transaction, or none; a repeat is a no-op."""
-    stored = await repository.get_reservation(db, order_id)
-    if stored is not None:
+    """Reserve and price every line of an order in this transaction, or none.
+
+    A repeat for an order id already reserved answers that reservation unchanged. Round
+    trips: claim the order id, lock and read the products, take the stock, store the lines.
+    """
+    now = utcnow()
+    # The order id row comes first: a concurrent repeat waits on it (PostgreSQL) and
+    # then finds it taken, before it has touched any stock.
+    if not await repository.claim_reservation(db, order_id, status="reserved", now=now):
+        stored = await repository.get_reservation(db, order_id)
+        if stored is None:  # cannot happen: the row that refused ours is committed
+            raise Conflict("The reservation is changing concurrently; try again.")
         return _replay(order_id, stored)
     quantities: Counter[uuid.UUID] = Counter()
     for item in items:
         quantities[item.product_id] += item.quantity
-    known = await repository.stock_levels(db, quantities)
-    for index, item in enumerate(items):
-        if item.product_id not in known:
-            raise Unprocessable("Unknown product.", field=f"items[{index}].productId")
-    try:
-        # The order id row comes first: a concurrent repeat waits on it (PostgreSQL) and
-        # then fails here, before it has touched any stock.
-        async with db.begin_nested():
-            await repository.insert_reservation(db, order_id, status="reserved", now=utcnow())
-    except IntegrityError:
-        stored = await repository.get_reservation(db, order_id)
-        if stored is None:
-            raise
-        return _replay(order_id, stored)
-    shortages = await service.take_stock(db=db, quantities=quantities)
+    catalog = await repository.lock_for_reservation(db, quantities)
+    unknown = [i for i, item in enumerate(items) if item.product_id not in catalog]
+    if unknown:  # the request's transaction rolls back, the claim with it
+        raise Unprocessable(
+            "Unknown product.",
+            extra={
+                "errors": [
+                    {"field": f"items[{i}].productId", "message": "No such product."}
+                    for i in unknown
+                ]
+            },
+        )
+    levels = {product_id: entry.stock for product_id, entry in catalog.items()}
+    shortages = await service.take_stock(db=db, quantities=quantities, levels=levels)
     if shortages:
-        raise InsufficientStock(shortages)  # the request's transaction rolls back
-    await repository.insert_reservation_lines(db, order_id, quantities)
-    return _view(order_id, "reserved", dict(quantities))
+        raise InsufficientStock(shortages, catalog)  # the request's transaction rolls back
+    lines = {
+        product_id: ReservedItem(
+            quantity, catalog[product_id].sku, catalog[product_id].name,
+            catalog[product_id].price_cents,
+        )
+        for product_id, quantity in quantities.items()
+    }  # fmt: skip
+    await repository.insert_reservation_lines(db, order_id, lines)
+    return _view(order_id, "reserved", lines)
 
 
 async def release(*, db: AsyncSession, order_id: uuid.UUID) -> ReservationPublic:
@@ -88,19 +141,18 @@ async def release(*, db: AsyncSession, order_id: uuid.UUID) -> ReservationPublic
         if await repository.mark_released(db, order_id, now=utcnow()):
             stored = await repository.get_reservation(db, order_id)
             lines = stored[1] if stored else {}
-            await service.return_stock(db=db, quantities=lines)
+            await service.return_stock(
+                db=db, quantities={p: line.quantity for p, line in lines.items()}
+            )
             return _view(order_id, "released", lines)
         stored = await repository.get_reservation(db, order_id)
         if stored is not None and stored[0] == "released":
             return _view(order_id, "released", stored[1])
         if stored is not None:
             continue  # reserved, committed after our update looked: claim it now
-        try:
-            async with db.begin_nested():
-                await repository.insert_reservation(db, order_id, status="released", now=utcnow())
-        except IntegrityError:
-            continue  # a concurrent reserve or release inserted the row first
-        return _view(order_id, "released", {})
+        if await repository.claim_reservation(db, order_id, status="released", now=utcnow()):
+            return _view(order_id, "released", {})
+        # a concurrent reserve or release inserted the row first: look again
     raise Conflict("The reservation is changing concurrently; try again.")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,7 +14,6 @@ from pydantic import (
     HttpUrl,
     StringConstraints,
     TypeAdapter,
-    create_model,
 )
 
 from shopfleet.common.schemas import SAFE_TEXT, ApiModel, MoneyOut, Name, Timestamp
@@ -115,20 +113,6 @@ PRODUCT_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-@lru_cache(maxsize=256)
-def product_fields_model(fields: frozenset[str]) -> type[ApiModel]:
-    """Return ProductPublic itself, or a model of just the requested fields (`fields=`)."""
-    if fields >= set(PRODUCT_FIELDS):
-        return ProductPublic
-    chosen: dict[str, Any] = {
-        name: (info.annotation, info)
-        for name, info in ProductPublic.model_fields.items()
-        if (info.alias or name) in fields
-    }
-    model: type[ApiModel] = create_model("ProductFields", __base__=ApiModel, **chosen)
-    return model
-
-
 class LookupRequest(ApiModel):
     ids: Annotated[list[uuid.UUID], Field(max_length=100)]
 
@@ -156,8 +140,13 @@ class ReservationRequest(ApiModel):
 
 
 class ReservedLine(ApiModel):
+    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
+
     product_id: uuid.UUID
     quantity: int
+    sku: str | None = None
+    name: str | None = None
+    price: MoneyOut | None = None
 
 
 class ReservationPublic(ApiModel):

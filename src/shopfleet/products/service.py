@@ -80,7 +80,7 @@ async def create_product(
     )
     db.add(product)
     await _flush(db=db, sku=data.sku)
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
     return product
 
 
@@ -110,7 +110,7 @@ async def update_product(
     if fields:
         product.updated_at = utcnow()
     await _flush(db=db, sku=product.sku)
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
     return product
 
 
@@ -118,45 +118,38 @@ async def delete_product(*, db: AsyncSession, product_id: str) -> None:
     product = await get_product(db=db, product_id=product_id)
     await db.delete(product)
     await db.flush()
-    invalidate_product_caches(db, product.id)
+    invalidate_product_caches(db, product.id, totals=True)
 
 
-async def take_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> list[Shortage]:
-    """Take stock for every line or report the short ones; the caller rolls back on shortage.
+async def take_stock(
+    *,
+    db: AsyncSession,
+    quantities: Mapping[uuid.UUID, int],
+    levels: Mapping[uuid.UUID, int],
+) -> list[Shortage]:
+    """Take stock for every line, or take none and report the short ones.
 
-    Each line is one conditional decrement (`stock >= quantity`), in product id order so
-    concurrent reservations lock rows in the same order and never deadlock.
+    `levels` are the stock of the products' rows the caller has locked
+    (repository.lock_for_reservation), so the check here is exact; the decrement stays
+    conditional (`stock >= quantity`) all the same.
     """
-    now = utcnow()
-    ordered = sorted(quantities)
+    shortages = [
+        Shortage(product_id, quantities[product_id], levels.get(product_id, 0))
+        for product_id in sorted(quantities)
+        if levels.get(product_id, 0) < quantities[product_id]
+    ]
+    if shortages:
+        return shortages
     # Stock and inStock show in details and lists: never stale after an order.
-    invalidate_product_caches(db, *ordered)
-    for index, product_id in enumerate(ordered):
-        if not await repository.decrement_stock(db, product_id, quantities[product_id], now=now):
-            return await _shortages(db=db, quantities=quantities, candidates=ordered[index:])
+    invalidate_product_caches(db, *sorted(quantities))
+    await repository.change_stock(db, quantities, take=True, now=utcnow())
     return []
 
 
 async def return_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> None:
     """Put released stock back, in product id order (the same lock order as take_stock)."""
-    now = utcnow()
     invalidate_product_caches(db, *quantities)
-    for product_id in sorted(quantities):
-        await repository.increment_stock(db, product_id, quantities[product_id], now=now)
-
-
-async def _shortages(
-    *, db: AsyncSession, quantities: Mapping[uuid.UUID, int], candidates: list[uuid.UUID]
-) -> list[Shortage]:
-    # The first candidate is the line that just failed: always short, whatever a concurrent
-    # release did since. Lines before it were taken; the rest are judged by what is there.
-    levels = await repository.stock_levels(db, candidates)
-    failed, *rest = candidates
-    return [Shortage(failed, quantities[failed], levels.get(failed, 0))] + [
-        Shortage(product_id, quantities[product_id], levels.get(product_id, 0))
-        for product_id in rest
-        if levels.get(product_id, 0) < quantities[product_id]
-    ]
+    await repository.change_stock(db, quantities, take=False, now=utcnow())
 
 
 async def _flush(*, db: AsyncSession, sku: str) -> None:

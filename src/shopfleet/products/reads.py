@@ -1,0 +1,263 @@
+"""Reads straight to JSON bytes: Core rows -> dicts -> orjson, no ORM and no pydantic.
+
+The bytes are what the endpoint answers and what the response cache stores, so they
+must equal what the response models (ProductPublic, Page) would serialise: the same
+keys in the same order, prices as JSON numbers, timestamps in RFC 3339 with `Z`.
+tests/products check the shapes; tests/test_schemathesis.py checks them against the
+OpenAPI schema.
+
+Statements are built once per shape (fields, sort, which filters) with bound
+parameters, so SQLAlchemy's compiled cache is hit without recomputing a cache key.
+On PostgreSQL a single SELECT runs in autocommit: one round trip, no BEGIN/COMMIT.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shopfleet.common.reads import read_connection, rfc3339
+from shopfleet.products.listing import ProductListQuery, columns_for, encode_cursor
+from shopfleet.products.models import Product
+from shopfleet.products.schemas import PRODUCT_FIELDS
+
+# Each public field from its row, as JSON-ready values (common/schemas.py's serialisers).
+_JSON_VALUES: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
+    "id": lambda row, _: str(row["id"]),
+    "sku": lambda row, _: row["sku"],
+    "name": lambda row, _: row["name"],
+    "description": lambda row, _: row["description"],
+    # cents / 100 is the double nearest the exact price, as float(Decimal) is.
+    "price": lambda row, _: row["price_cents"] / 100,
+    "currency": lambda _, currency: currency,
+    "categoryId": lambda row, _: str(row["category_id"]),
+    "stock": lambda row, _: row["stock"],
+    "inStock": lambda row, _: row["stock"] > 0,
+    "image": lambda row, _: row["image"],
+    "createdAt": lambda row, _: rfc3339(row["created_at"]),
+    "updatedAt": lambda row, _: rfc3339(row["updated_at"]),
+}
+
+
+@lru_cache(maxsize=256)
+def ordered_fields(fields: frozenset[str]) -> tuple[str, ...]:
+    """The chosen fields in the response model's order."""
+    return tuple(field for field in PRODUCT_FIELDS if field in fields)
+
+
+def product_dict(row: Mapping[str, Any], fields: Sequence[str], currency: str) -> dict[str, Any]:
+    return {field: _JSON_VALUES[field](row, currency) for field in fields}
+
+
+def page_bytes(
+    results: list[dict[str, Any]],
+    *,
+    page: int,
+    limit: int,
+    total: int,
+    next_cursor: str | None = None,
+) -> bytes:
+    """A Page as common/schemas.make_page would serialise it."""
+    return orjson.dumps(
+        {
+            "results": results,
+            "pagination": {
+                "page": page,
+                "limit": limit,
+                "total": total,
+                "pages": math.ceil(total / limit) if total else 0,
+                "nextCursor": next_cursor,
+            },
+        }
+    )
+
+
+@lru_cache(maxsize=256)
+def _detail_statement(columns: tuple[str, ...]) -> Select[Any]:
+    return select(*(getattr(Product, column) for column in columns)).where(
+        Product.id == bindparam("product_id")
+    )
+
+
+async def product_detail_bytes(
+    engine: AsyncEngine, *, product_id: Any, fields: frozenset[str], currency: str
+) -> bytes | None:
+    """The product's JSON (only `fields`), or None when there is no such product."""
+    statement = _detail_statement(columns_for(fields))
+    async with read_connection(engine) as connection:
+        row = (await connection.execute(statement, {"product_id": product_id})).mappings().first()
+    if row is None:
+        return None
+    return orjson.dumps(product_dict(row, ordered_fields(fields), currency))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a listing statement's text depends on (values are bound parameters)."""
+
+    columns: tuple[str, ...]
+    sort_column: str
+    descending: bool
+    category: bool
+    in_stock: bool | None
+    min_price: bool
+    max_price: bool
+    name_contains: bool
+    after: bool
+
+
+def _shape(query: ProductListQuery, category_id: uuid.UUID | None) -> _Shape:
+    return _Shape(
+        columns=query.columns,
+        sort_column=query.sort_column,
+        descending=query.descending,
+        category=category_id is not None,
+        in_stock=query.in_stock,
+        min_price=query.min_price_cents is not None,
+        max_price=query.max_price_cents is not None,
+        name_contains=bool(query.name_contains),
+        after=query.after is not None,
+    )
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if shape.category:
+        conditions.append(Product.category_id == bindparam("category_id"))
+    if shape.in_stock is not None:
+        conditions.append(Product.stock > 0 if shape.in_stock else Product.stock == 0)
+    if shape.min_price:
+        conditions.append(Product.price_cents >= bindparam("min_price"))
+    if shape.max_price:
+        conditions.append(Product.price_cents <= bindparam("max_price"))
+    if shape.name_contains:
+        conditions.append(Product.name.ilike(bindparam("pattern", type_=String), escape="\\"))
+    return conditions
+
+
+@lru_cache(maxsize=512)
+def _page_statement(shape: _Shape) -> Select[Any]:
+    sort_column = getattr(Product, shape.sort_column)
+    conditions = _conditions(shape)
+    if shape.after:
+        key = tuple_(sort_column, Product.id)
+        after = tuple_(
+            bindparam("after_key", type_=sort_column.type),
+            bindparam("after_id", type_=Product.id.type),
+        )
+        conditions.append(key < after if shape.descending else key > after)
+    order = (
+        (sort_column.desc(), Product.id.desc())
+        if shape.descending
+        else (sort_column.asc(), Product.id.asc())
+    )
+    statement = (
+        select(*(getattr(Product, column) for column in shape.columns))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if not shape.after:
+        statement = statement.offset(bindparam("offset", type_=Integer))
+    return statement
+
+
+@lru_cache(maxsize=256)
+def _count_statement(shape: _Shape) -> Select[Any]:
+    return select(func.count()).select_from(Product).where(*_conditions(shape))
+
+
+def _params(query: ProductListQuery, category_id: uuid.UUID | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": query.paging.limit, "offset": query.paging.offset}
+    if category_id is not None:
+        params["category_id"] = category_id
+    if query.min_price_cents is not None:
+        params["min_price"] = query.min_price_cents
+    if query.max_price_cents is not None:
+        params["max_price"] = query.max_price_cents
+    if query.name_contains:
+        params["pattern"] = f"%{escape_like(query.name_contains)}%"
+    if query.after is not None:
+        params["after_key"] = query.after.key
+        params["after_id"] = query.after.id
+    return params
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def total_key(query: ProductListQuery, category_id: uuid.UUID | None) -> str:
+    """The cache key of a filter's total (sort, fields and page do not change it)."""
+    return (
+        "products:total:"
+        + orjson.dumps(
+            [
+                str(category_id) if category_id else None,
+                query.in_stock,
+                query.min_price_cents,
+                query.max_price_cents,
+                query.name_contains,
+            ]
+        ).decode()
+    )
+
+
+Counter = Callable[[Callable[[], Awaitable[int]]], Awaitable[int]]
+
+
+async def list_page_bytes(
+    engine: AsyncEngine,
+    *,
+    query: ProductListQuery,
+    category_id: uuid.UUID | None,
+    currency: str,
+    cached_total: Counter,
+) -> bytes:
+    """One page of products as JSON; `nextCursor` continues after its last row.
+
+    `cached_total(count)` answers the filter's total, calling `count` only when it is
+    not cached under the current generation (see caching.py).
+    """
+    shape = _shape(query, category_id)
+    params = _params(query, category_id)
+    async with read_connection(engine) as connection:
+        rows = (await connection.execute(_page_statement(shape), params)).mappings().all()
+        if query.after is None:
+
+            async def count() -> int:
+                found = await connection.scalar(_count_statement(shape), params)
+                return int(found or 0)
+
+            total = await cached_total(count)
+            more = query.paging.offset + len(rows) < total
+        else:  # deep in a walk: no count, the first page's total rides along in the cursor
+            total = query.after.total
+            more = len(rows) == query.paging.limit
+    fields = ordered_fields(query.fields)
+    results = [product_dict(row, fields, currency) for row in rows]
+    next_cursor = encode_cursor(query.sort, rows[-1], total) if rows and more else None
+    return page_bytes(
+        results,
+        page=query.paging.page,
+        limit=query.paging.limit,
+        total=total,
+        next_cursor=next_cursor,
+    )
