@@ -283,3 +283,48 @@ def test_instances_trust_only_the_pod_network() -> None:
     (data,) = [doc["data"] for doc in config.values() if "SHOPFLEET_TRUSTED_PROXIES" in doc["data"]]
     trusted = json.loads(data["SHOPFLEET_TRUSTED_PROXIES"])
     assert trusted == [TOPOLOGY.networks.kubernetes_pod_cidr]
+
+
+def test_monitoring_overlay_scrapes_every_service_and_carries_every_alert(tmp_path: Path) -> None:
+    from shopfleet.deploy import kubernetes_monitoring, monitoring
+
+    directory = REPO_ROOT / kubernetes_monitoring.DIRECTORY
+    docs = [doc for path in sorted(directory.glob("*.yaml")) for doc in documents(path)]
+    core = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com")]
+    core = [d for d in core if d["kind"] != "Kustomization"]
+    for doc in core:
+        kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
+    # Each ServiceMonitor selects a Service that has the port it scrapes.
+    services = {
+        doc["metadata"]["name"]: doc
+        for path in [*manifest_files(), *directory.glob("*.yaml")]
+        for doc in documents(path)
+        if doc["kind"] == "Service"
+    }
+    monitors = by_kind(docs, "ServiceMonitor")
+    assert set(TOPOLOGY.services) | {"redis-exporter", "postgres-exporter"} == set(monitors)
+    for name, monitor in monitors.items():
+        service = services[name]
+        assert (
+            monitor["spec"]["selector"]["matchLabels"].items()
+            <= service["metadata"]["labels"].items()
+        )
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    # The PrometheusRule is the rendered alert rules, and promtool accepts it.
+    (rule,) = by_kind(docs, "PrometheusRule").values()
+    assert rule["spec"] == monitoring.alert_rules(TOPOLOGY)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule["spec"]))
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "rules.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (dashboards,) = by_kind(docs, "ConfigMap").values()
+    assert (
+        len(dashboards["data"]) == 9
+        and dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    )

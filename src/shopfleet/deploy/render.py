@@ -10,6 +10,7 @@ from shopfleet.deploy import (
     compose_monitoring,
     dashboards,
     kubernetes,
+    kubernetes_monitoring,
     monitoring,
     nginx,
     pm2,
@@ -30,6 +31,7 @@ RENDERERS: list[Renderer] = [
     monitoring.render_monitoring,
     dashboards.render_dashboards,
     compose_monitoring.render_compose_monitoring,
+    kubernetes_monitoring.render_kubernetes_monitoring,
 ]
 
 
