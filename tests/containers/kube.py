@@ -1,8 +1,8 @@
 """The rendered Kubernetes pods under `podman kube play` (Podman 4.3, no cluster here).
 
 A local run changes only what it must in a Deployment: the image (the one the Compose test
-builds, never pulled), one replica, run-unique object names. Everything else is played as
-rendered. What Podman 4.3 does not do the kubelet's way, the harness does explicitly:
+builds, never pulled), one replica, run-unique object names (without the namespace, which
+Podman has not). Everything else is played as rendered. What Podman 4.3 does not do the kubelet's way, the harness does explicitly:
 
 - Secret objects: `kube play` of a Secret stores it as YAML, which its own secretKeyRef
   lookup cannot read (it wants a JSON map of base64 values). So the Secret is made as a
