@@ -189,7 +189,7 @@ class Bench:
         groups = {**platform.process_groups(), **shared_servers()}
         before, load_before = await scrape(ports), os.getloadavg()[0]
         cpu_before = sample(groups)
-        figures = load(options.seconds)
+        figures = load(max(options.seconds, scenario.min_seconds))
         cpu_after = sample(groups)
         after, load_after = await scrape(ports), os.getloadavg()[0]
         extra: dict[str, Any] = {

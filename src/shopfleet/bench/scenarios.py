@@ -33,6 +33,9 @@ class Scenario:
     count_header: str = ""  # a response header whose values wrk counts
     services: tuple[str, ...] = ()  # whose instances' /metrics are read around the run
     max_connections: int | None = None
+    # Seconds this scenario runs at least, even in a quick run: an argon2-bound login
+    # completes nothing in 3 s on a busy 2-core machine (the queue alone takes longer).
+    min_seconds: int = 0
     warmup: bool = True
     stock_check: str = ""  # "ample" or "scarce": verify no oversell after the run
 
@@ -139,6 +142,7 @@ LOGIN = Scenario(
     _login,
     services=("auth",),
     max_connections=LOGIN_CONNECTIONS,
+    min_seconds=10,
 )
 ORDER_CREATE = Scenario(
     "order-create",
