@@ -43,6 +43,9 @@ async def test_metrics_cover_statements_redis_limiter_and_process(make_platform:
     assert value(found, "rate_limit_decisions_total", group="products", decision="allowed") >= 3
     assert value(found, "process_cpu_seconds_total") > 0
     assert value(found, "process_resident_memory_bytes") > 10 * 2**20
+    if platform.backend == "postgres":  # SQLite has no connection pool to wait on
+        assert value(found, "db_pool_checkout_seconds_count") >= 3
+        assert ("db_pool_checkouts_waiting", frozenset()) in found
 
 
 def test_statement_kinds() -> None:

@@ -174,6 +174,25 @@ CASES: list[tuple[str, dict[str, str], int, list[dict[str, str]]]] = [
         [],
     ),
     (
+        "DatabasePoolWaiting",
+        {
+            f'db_pool_checkout_seconds_bucket{{{SHOP},le="0.1"}}': "0+30x20",
+            f'db_pool_checkout_seconds_bucket{{{SHOP},le="0.5"}}': "0+600x20",
+            f'db_pool_checkout_seconds_bucket{{{SHOP},le="+Inf"}}': "0+600x20",
+        },
+        12,
+        [{"service": "products"}],
+    ),
+    (
+        "DatabasePoolWaiting",
+        {
+            f'db_pool_checkout_seconds_bucket{{{SHOP},le="0.001"}}': "0+600x20",
+            f'db_pool_checkout_seconds_bucket{{{SHOP},le="+Inf"}}': "0+600x20",
+        },
+        12,
+        [],
+    ),
+    (
         "LoadUneven",
         {
             f'http_requests_total{{{SHOP},status="200"}}': "0+1200x30",

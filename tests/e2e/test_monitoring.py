@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.catalog import ADDRESS, open_catalog
 from tests.e2e.localrun import Backends, LocalRun, alive, base_env, write_topology
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "correct-horse-1"
 INSTANCES = {"auth": 1, "users": 1, "categories": 1, "products": 2, "orders": 1}
-ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"}
 
 
 @pytest.fixture(scope="module")
@@ -69,42 +68,13 @@ def wait_for(check: Any, *, timeout: float, what: str) -> Any:
         time.sleep(0.5)
 
 
-async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
-
-
 async def light_load(run: LocalRun, seconds: float) -> int:
     """Every service's routes, including each service-to-service call, for a few seconds."""
-    admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    run.cli("create-admin", "--email", admin_email, "--password-stdin", stdin=PASSWORD)
     sent = 0
     async with httpx.AsyncClient(base_url=run.gateway, timeout=30) as client:
-        admin = await login(client, admin_email)
-        email = f"customer-{uuid.uuid4().hex[:8]}@example.com"
-        registered = await client.post(
-            "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Cus"}
-        )
-        assert registered.status_code == 201, registered.text
-        customer = {"Authorization": f"Bearer {registered.json()['accessToken']}"}
-        category = await client.post(
-            "/v1/categories", json={"name": f"Books {uuid.uuid4().hex[:6]}"}, headers=admin
-        )
-        assert category.status_code == 201, category.text
-        product = await client.post(
-            "/v1/products",
-            json={
-                "sku": f"BK-{uuid.uuid4().hex[:8]}",
-                "name": "A book",
-                "price": 12.5,
-                "categoryId": category.json()["id"],
-                "stock": 1000,
-            },
-            headers=admin,
-        )
-        assert product.status_code == 201, product.text
-        product_id = product.json()["id"]
+        catalog = await open_catalog(run, client, stock=1000)
+        customer = catalog.customer
+        product_id = catalog.product["id"]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             answers = await asyncio.gather(

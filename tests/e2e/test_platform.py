@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from shopfleet.deploy.local import instance_ready
+from tests.e2e.catalog import ADDRESS, open_catalog
 from tests.e2e.load import steady_reads
 from tests.e2e.localrun import Backends, LocalRun, alive, base_env, write_topology
 
 pytestmark = pytest.mark.e2e
 MICRO_CACHE_SECONDS = 2
-PASSWORD = "correct-horse-1"
 
 
 @pytest.fixture(scope="module")
@@ -59,56 +59,22 @@ class Shop:
     order: dict[str, Any]
 
 
-async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
-
-
 @pytest.fixture(scope="module")
 async def shop(platform: LocalRun) -> Shop:
     """An admin (made with the operator CLI), a customer, a category, a product, an order."""
-    admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    platform.cli("create-admin", "--email", admin_email, "--password-stdin", stdin=PASSWORD)
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
-        admin = await login(client, admin_email)
-        email = f"customer-{uuid.uuid4().hex[:8]}@example.com"
-        registered = await client.post(
-            "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Cus"}
-        )
-        assert registered.status_code == 201, registered.text
-        customer = {"Authorization": f"Bearer {registered.json()['accessToken']}"}
-        category = await client.post(
-            "/v1/categories", json={"name": f"Books {uuid.uuid4().hex[:6]}"}, headers=admin
-        )
-        assert category.status_code == 201, category.text
-        product = await client.post(
-            "/v1/products",
-            json={
-                "sku": f"BK-{uuid.uuid4().hex[:8]}",
-                "name": "A book",
-                "price": 12.5,
-                "categoryId": category.json()["id"],
-                "stock": 10,
-            },
-            headers=admin,
-        )
-        assert product.status_code == 201, product.text
+        catalog = await open_catalog(platform, client, stock=10)
+        admin, customer = catalog.admin, catalog.customer
         order = await client.post(
             "/v1/orders",
             json={
-                "items": [{"productId": product.json()["id"], "quantity": 2}],
-                "shippingAddress": {
-                    "line1": "1 Main St",
-                    "city": "Springfield",
-                    "postalCode": "12345",
-                    "country": "US",
-                },
+                "items": [{"productId": catalog.product["id"], "quantity": 2}],
+                "shippingAddress": ADDRESS,
             },
             headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
         )
         assert order.status_code == 201, order.text
-        return Shop(admin, customer, category.json(), product.json(), order.json())
+        return Shop(admin, customer, catalog.category, catalog.product, order.json())
 
 
 def test_the_full_default_topology_comes_up(platform: LocalRun) -> None:

@@ -30,7 +30,7 @@ from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
 from shopfleet.common.openapi import install_problem_schema
-from shopfleet.common.pool import DatabaseProbe, open_connections, run_idle_reaper
+from shopfleet.common.pool import DatabaseProbe, IdleClosingPool, open_connections, run_idle_reaper
 from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
 from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
@@ -103,6 +103,8 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        if isinstance(engine.pool, IdleClosingPool):
+            engine.pool.checkout_observer = metrics.db_pool_checkout.observe
         instrument_engine(
             engine,
             metrics,
@@ -301,6 +303,8 @@ def _operational_router(spec: ServiceSpec) -> APIRouter:
             resources.metrics.db_pool_in_use.set(pool.checkedout())
             resources.metrics.db_pool_size.set(pool.size())
             resources.metrics.db_pool_idle.set(pool.checkedin())
+        if isinstance(pool, IdleClosingPool):
+            resources.metrics.db_pool_waiting.set(pool.waiting)
         payload, content_type = resources.metrics.render()
         return Response(payload, media_type=content_type)
 

@@ -78,6 +78,17 @@ class Metrics:
         self.db_pool_idle = Gauge(
             "db_pool_connections_idle", "Database connections open and idle in the pool", registry=r
         )
+        self.db_pool_waiting = Gauge(
+            "db_pool_checkouts_waiting",
+            "Requests getting a database connection right now (waiting or connecting)",
+            registry=r,
+        )
+        self.db_pool_checkout = Histogram(
+            "db_pool_checkout_seconds",
+            "Time to get a connection from the pool (a wait for a free one, or a connect)",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
         self.db_query_duration = Histogram(
             "db_query_duration_seconds",
             "Database statement time by kind (SELECT, INSERT, UPDATE, DELETE, other)",

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -29,7 +30,22 @@ class IdleClosingPool(AsyncAdaptedQueuePool):
 
     LIFO hands out the most recently used connection, so under light load the surplus
     ones stay untouched and age out; FIFO would keep every connection warm for ever.
+    It also counts the checkouts in progress and times each (a wait for a free
+    connection, or the connect of a new one), for `/metrics`.
     """
+
+    waiting = 0
+    checkout_observer: Callable[[float], None] | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        started = time.perf_counter()
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
+            if self.checkout_observer is not None:
+                self.checkout_observer(time.perf_counter() - started)
 
     def close_idle(self, *, idle_seconds: float, keep: int) -> int:
         """Close checked-in connections idle over `idle_seconds`, keeping the `keep` newest.

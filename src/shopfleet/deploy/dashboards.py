@@ -161,6 +161,18 @@ def service_panels(service: str) -> list[PanelSpec]:
             (
                 _q(f"db_pool_connections_in_use{{{sel}}}", "in use {{instance}}"),
                 _q(f"db_pool_size{{{sel}}}", "size {{instance}}"),
+                _q(f"db_pool_checkouts_waiting{{{sel}}}", "waiting {{instance}}"),
+            ),
+        ),
+        PanelSpec(
+            "Connection checkout p99",
+            "s",
+            (
+                _q(
+                    "histogram_quantile(0.99, sum by (le) "
+                    f"(rate(db_pool_checkout_seconds_bucket{{{sel}}}[5m])))",
+                    "p99",
+                ),
             ),
         ),
     ]

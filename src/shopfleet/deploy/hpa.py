@@ -127,39 +127,42 @@ def _changed_in_period(events: Sequence[ScaleEvent], now: float, period: int, up
     return sum(abs(e.change) for e in events if e.time > now - period and (e.change > 0) == up)
 
 
-def scale_up_limit(current: int, rules: Rules, events: Sequence[ScaleEvent], now: float) -> int:
+def _rate_limit(
+    current: int, rules: Rules, events: Sequence[ScaleEvent], now: float, *, up: bool
+) -> int:
+    """The most (up) or fewest (down) replicas the policies allow now.
+
+    Each policy counts from the replicas at the start of its period (the changes made within
+    it undone). Scaling up, selectPolicy Max takes the largest limit; scaling down, Max
+    allows the biggest change, so the lowest limit. Min is the other way round.
+    """
     if rules.select_policy == "Disabled":
         return current
-    pick = max if rules.select_policy == "Max" else min
+    largest = (rules.select_policy == "Max") == up
     limit: int | None = None
     for policy in rules.policies:
         added = _changed_in_period(events, now, policy.period_seconds, up=True)
         deleted = _changed_in_period(events, now, policy.period_seconds, up=False)
         start = current - added + deleted
         if policy.kind == "Pods":
-            proposed = start + policy.value
-        else:
+            proposed = start + policy.value if up else start - policy.value
+        elif up:
             proposed = math.ceil(start * (1 + policy.value / 100))
-        limit = proposed if limit is None else pick(limit, proposed)
+        else:
+            proposed = int(start * (1 - policy.value / 100))
+        if limit is None:
+            limit = proposed
+        else:
+            limit = max(limit, proposed) if largest else min(limit, proposed)
     return current if limit is None else limit
+
+
+def scale_up_limit(current: int, rules: Rules, events: Sequence[ScaleEvent], now: float) -> int:
+    return _rate_limit(current, rules, events, now, up=True)
 
 
 def scale_down_limit(current: int, rules: Rules, events: Sequence[ScaleEvent], now: float) -> int:
-    if rules.select_policy == "Disabled":
-        return current
-    # Max allows the biggest change, so the lowest limit; Min the smallest change.
-    pick = min if rules.select_policy == "Max" else max
-    limit: int | None = None
-    for policy in rules.policies:
-        added = _changed_in_period(events, now, policy.period_seconds, up=True)
-        deleted = _changed_in_period(events, now, policy.period_seconds, up=False)
-        start = current - added + deleted
-        if policy.kind == "Pods":
-            proposed = start - policy.value
-        else:
-            proposed = int(start * (1 - policy.value / 100))
-        limit = proposed if limit is None else pick(limit, proposed)
-    return current if limit is None else limit
+    return _rate_limit(current, rules, events, now, up=False)
 
 
 def _stabilize(state: HpaState, behavior: Behavior, current: int, desired: int, now: float) -> int:

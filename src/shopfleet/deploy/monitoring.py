@@ -277,6 +277,16 @@ def alert_rules(topology: Topology) -> dict[str, Any]:
             runbook="databasepoolsaturated",
         ),
         _alert(
+            "DatabasePoolWaiting",
+            "histogram_quantile(0.99, sum by (service, le) "
+            f"(rate(db_pool_checkout_seconds_bucket{{{job}}}[5m]))) > {m.pool_wait_seconds:g}",
+            wait="5m",
+            severity="warning",
+            summary="{{ $labels.service }} requests wait for a database connection "
+            f"(p99 over {m.pool_wait_seconds:g} s)",
+            runbook="databasepoolwaiting",
+        ),
+        _alert(
             "LoadUneven",
             f"(max by (service) ({per_instance}) / min by (service) ({per_instance}))"
             f" > {m.uneven_ratio:g} and {requests} > 5",
@@ -348,9 +358,11 @@ def runtime_files(
 
 
 def render_monitoring(topology: Topology) -> dict[str, str]:
-    """The committed monitoring files of the one-machine run."""
+    """The committed monitoring files of the one-machine run (PM2 runs use them as they are:
+    `prometheus --config.file=deploy/monitoring/prometheus.yml`)."""
     return {
         PROMETHEUS: local_prometheus(topology),
+        f"{DIRECTORY}/{INSTANCE_TARGETS}": render_instance_targets(topology),
         RULES: dump(alert_rules(topology)),
         ALERTMANAGER: dump(ALERTMANAGER_CONFIG),
     }

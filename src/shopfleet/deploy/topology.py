@@ -236,6 +236,7 @@ class Monitoring(_Strict):
     p99_seconds: float = 0.5
     cache_hit_ratio: float = 0.5
     pool_ratio: float = 0.9  # of an instance's database pool checked out
+    pool_wait_seconds: float = 0.1  # p99 time to get a database connection
     uneven_ratio: float = 3.0  # busiest / idlest instance of one service
     stock_rejection_ratio: float = 0.25  # of orders rejected for short stock
 
