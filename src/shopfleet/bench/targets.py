@@ -101,7 +101,9 @@ def evaluate(run: Run) -> list[Target]:
     return [
         *_ratio_target(run, "product-anon", "ceiling", 0.6),
         *_ratio_target(run, "product-cached", "floor", 0.8),
-        *_ratio_target(run, "product-db", "floor", 0.3),
+        *_ratio_target(run, "product-db", "floor", 0.4),
+        *_ratio_target(run, "list-page1", "floor", 0.25),
+        *_ratio_target(run, "list-filtered", "floor", 0.2),
         *_latency_targets(run),
         *_order_targets(run),
         *_scaling_target(run),
