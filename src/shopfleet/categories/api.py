@@ -12,7 +12,15 @@ from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, Categor
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
 from shopfleet.common.http import ServiceClient
-from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Page, PageDep, SafeStr, make_page
+from shopfleet.common.schemas import (
+    SAFE_TEXT,
+    ApiModel,
+    Page,
+    PageDep,
+    SafeStr,
+    make_page,
+    parse_id,
+)
 from shopfleet.common.security import AdminUser, InternalCaller
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
@@ -52,7 +60,7 @@ async def list_categories(
     """List categories by name."""
     parent = None
     if parent_id is not None and parent_id != ROOT:
-        parent = service.parse_id(parent_id)
+        parent = parse_id(parent_id)
         if parent is None:
             raise Unprocessable("parentId must be a category id or 'root'.", field="parentId")
     rows, total = await service.list_categories(

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopfleet.categories.models import Category
 from shopfleet.categories.schemas import is_slug
-from shopfleet.categories.service import parse_id
 from shopfleet.common.reads import optional_str, read_connection, rfc3339
+from shopfleet.common.schemas import parse_id
 
 _COLUMNS = (
     Category.id,

@@ -21,6 +21,7 @@ from shopfleet.categories.schemas import (
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
 from shopfleet.common.http import ServiceClient
+from shopfleet.common.schemas import parse_id
 
 
 class SlugTaken(Conflict):
@@ -37,14 +38,6 @@ class CategoryInUse(Conflict):
 class CategoryNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("No such category.")
-
-
-def parse_id(value: str) -> uuid.UUID | None:
-    """Return the UUID a path segment spells, or None when it spells none."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 async def get_category(*, db: AsyncSession, category_id: str) -> Category:

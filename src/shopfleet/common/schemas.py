@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
@@ -49,6 +50,14 @@ SAFE_TEXT = AfterValidator(reject_unsafe_text)
 # limits go in a StringConstraints before SAFE_TEXT (see SearchText), not in Query(), so
 # their errors read "String should have at most ... characters".
 SafeStr = Annotated[str, SAFE_TEXT]
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    """Return the UUID a path segment spells, or None when it spells none."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _bounded(min_length: int, max_length: int) -> StringConstraints:

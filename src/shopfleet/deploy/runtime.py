@@ -178,11 +178,12 @@ def write_nginx(run_dir: RunDir, state: RunState) -> None:
     )
     candidate = run_dir.nginx_prefix / "nginx.conf.new"
     candidate.write_text(content)
-    test_nginx(run_dir, candidate)
+    check_nginx_config(run_dir, candidate)
     candidate.replace(run_dir.nginx_conf)
 
 
-def test_nginx(run_dir: RunDir, conf: Path) -> None:
+def check_nginx_config(run_dir: RunDir, conf: Path) -> None:
+    """`nginx -t` a config under the run's prefix; refuse it with nginx's own words."""
     binary = nginx_binary()
     if binary is None:
         raise OperateError("nginx is not installed")

@@ -31,12 +31,17 @@ RESERVATION_RELEASED = "urn:shopfleet:problem:reservation-released"
 class UnexpectedAnswer(DependencyUnavailable):
     """Products answered outside its contract; treated like an outage (nothing is decided)."""
 
-    def __init__(self, path: str, response: httpx.Response) -> None:
+    def __init__(self) -> None:
         super().__init__("The products service gave an unexpected answer.")
-        log.error(
-            "unexpected answer from products",
-            extra={"path": path, "status": response.status_code, "body": response.text[:500]},
-        )
+
+
+def unexpected_answer(path: str, response: httpx.Response) -> UnexpectedAnswer:
+    """Log what products said (once, where it was received) and make the error to raise."""
+    log.error(
+        "unexpected answer from products",
+        extra={"path": path, "status": response.status_code, "body": response.text[:500]},
+    )
+    return UnexpectedAnswer()
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ async def reserve_stock(
         errors = _body(response).get("errors")
         if isinstance(errors, list) and errors:
             return UnknownProduct(errors=errors)
-    raise UnexpectedAnswer(path, response)
+    raise unexpected_answer(path, response)
 
 
 async def release_stock(*, http: ServiceClient, order_id: uuid.UUID) -> None:
@@ -125,7 +130,7 @@ async def release_stock(*, http: ServiceClient, order_id: uuid.UUID) -> None:
     path = f"/internal/products/reservations/{order_id}/release"
     response = await http.request(TARGET, "POST", path, idempotent=True)
     if response.status_code != 200:
-        raise UnexpectedAnswer(path, response)
+        raise unexpected_answer(path, response)
 
 
 async def reservation_status(
@@ -137,6 +142,6 @@ async def reservation_status(
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        raise UnexpectedAnswer(path, response)
+        raise unexpected_answer(path, response)
     body = _body(response)
     return str(body["status"]), _catalog(body["items"])

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shopfleet.common.database import SessionDep
-from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page
+from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page, parse_id
 from shopfleet.common.security import AdminUser
 from shopfleet.products import caching, catalog, reads, service
 from shopfleet.products.category_directory import CategoryDirectory
@@ -20,7 +20,7 @@ from shopfleet.products.schemas import (
     ProductSelection,
     ProductUpdate,
 )
-from shopfleet.products.service import ProductNotFound, parse_id
+from shopfleet.products.service import ProductNotFound
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNumbersRoute)
 CATEGORY_DIRECTORY = "products.categories"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from shopfleet.common.database import SessionDep, transaction_intent
 from shopfleet.common.errors import NotFound
-from shopfleet.common.schemas import SafeStr
+from shopfleet.common.schemas import SafeStr, parse_id
 from shopfleet.common.security import InternalCaller
 from shopfleet.products import repository, reservations
 from shopfleet.products.reservations import ReservationNotFound
@@ -21,7 +21,6 @@ from shopfleet.products.schemas import (
     ReservationRequest,
     cents_to_price,
 )
-from shopfleet.products.service import parse_id
 
 internal = APIRouter(
     prefix="/internal/products",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
+from shopfleet.common.schemas import parse_id
 from shopfleet.products import repository
 from shopfleet.products.caching import invalidate_product_caches
 from shopfleet.products.category_directory import CategoryDirectory
@@ -39,14 +40,6 @@ class Shortage:
     product_id: uuid.UUID
     requested: int
     available: int
-
-
-def parse_id(value: str) -> uuid.UUID | None:
-    """Return the UUID a path segment spells, or None when it spells none."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 async def get_product(*, db: AsyncSession, product_id: str) -> Product:
