@@ -246,3 +246,15 @@ def test_the_controller_uses_the_numbers_rendered_into_the_kubernetes_hpas() -> 
             now=0.0,
         )
         assert decision.desired == expected
+
+
+def test_the_local_controller_never_scales_past_the_connection_budget() -> None:
+    from shopfleet.deploy.autoscaler import budget_cap
+
+    topology = load_topology(REPO_ROOT / "shopfleet.toml")
+    products = topology.services["products"]
+    scale = {s.name: s.instances for s in topology.ordered_services()}  # 13 x 6 = 78 of 90
+    # Two more instances fit (90), a third would not.
+    assert budget_cap(topology, scale, products, 5) == (5, False)
+    assert budget_cap(topology, scale, products, 8) == (5, True)
+    assert budget_cap(topology, scale, products, 2) == (2, False)  # scaling down: untouched

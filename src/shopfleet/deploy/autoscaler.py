@@ -24,7 +24,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopfleet.deploy import operate
+from shopfleet.deploy import budget, operate
 from shopfleet.deploy.hpa import (
     Behavior,
     Decision,
@@ -40,7 +40,7 @@ from shopfleet.deploy.hpa import (
 from shopfleet.deploy.kubernetes import autoscaler_spec
 from shopfleet.deploy.monitoring import cpu_cores, memory_bytes
 from shopfleet.deploy.nginx import instance_name
-from shopfleet.deploy.runtime import OperateError, RunDir, RunState
+from shopfleet.deploy.runtime import OperateError, RunDir, RunState, with_scale
 from shopfleet.deploy.topology import Service, Topology
 
 log = logging.getLogger("shopfleet.autoscaler")
@@ -121,6 +121,22 @@ def machine_cap(
     room_memory = (memory - used_memory) / memory_bytes(service.resources.memory_request)
     allowed = current + max(0, int(min(room_cpu, room_memory)))
     return (allowed, True) if desired > allowed else (desired, False)
+
+
+def budget_cap(
+    topology: Topology, scale: Mapping[str, int], service: Service, desired: int
+) -> tuple[int, bool]:
+    """Limit a scale-up to what the database connection budget holds (as `scale` checks)."""
+    current = scale.get(service.name, 0)
+    allowed = desired
+    while allowed > current:
+        try:
+            budget.check_local(with_scale(topology, {**scale, service.name: allowed}))
+        except budget.BudgetError:
+            allowed -= 1
+            continue
+        break
+    return allowed, allowed < desired
 
 
 @dataclass
@@ -206,7 +222,10 @@ class Controller:
                 now=now,
             )
             desired, capped = machine_cap(topology, state.scale, service, decision.desired)
-            limited_by = "MachineCapacity" if capped else decision.limited_by
+            desired, over_budget = budget_cap(topology, state.scale, service, desired)
+            limited_by = decision.limited_by
+            if capped or over_budget:
+                limited_by = "MachineCapacity" if capped else "ConnectionBudget"
             by_metric = {p.metric: p for p in proposals}
             self.status[service.name] = ServiceStatus(
                 service=service.name,
