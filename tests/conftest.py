@@ -71,6 +71,7 @@ async def register(
 async def make_admin(platform: Platform, *, email: str | None = None) -> dict[str, Any]:
     """Register an account, promote it through auth's service layer, and sign it in again."""
     from shopfleet.auth import service as auth_service
+    from shopfleet.auth.service import AuthContext
 
     email = email or unique_email("admin")
     await register(platform.client, email=email)
@@ -78,7 +79,7 @@ async def make_admin(platform: Platform, *, email: str | None = None) -> dict[st
     async with resources.sessionmaker() as db:
         await auth_service.ensure_admin(
             db=db,
-            passwords=resources.extras["auth"].passwords,
+            passwords=resources.state(AuthContext).passwords,
             email=email,
             password="unused-here",
             name="Admin",

@@ -57,14 +57,14 @@ def test_breaker_opens_at_failure_ratio_and_probes_sooner_than_the_reset_timeout
 
 
 def test_seed_defaults_stay_the_defaults() -> None:
-    settings = Settings()
+    settings = Settings(service="orders")
     assert (settings.http_timeout, settings.breaker_failure_ratio) == (3.0, 0.5)
     assert settings.breaker_reset_timeout == 30.0 and settings.breaker_probe_delay < 30.0
 
 
 def _client(handler: httpx.MockTransport, **settings: object) -> ServiceClient:
     return ServiceClient(
-        Settings(internal_url="http://internal", **settings),  # type: ignore[arg-type]
+        Settings(service="orders", internal_url="http://internal", **settings),  # type: ignore[arg-type]
         Metrics(),
         internal_token="secret-token",
         transport=handler,

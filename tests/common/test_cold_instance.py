@@ -63,7 +63,7 @@ def _token(key: Ed25519PrivateKey, subject: str) -> str:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    signer = TokenSigner(key, Settings(jwt_private_key=SecretStr(pem)))
+    signer = TokenSigner(key, Settings(service="auth", jwt_private_key=SecretStr(pem)))
     return signer.issue(subject=subject, role="customer")[0]
 
 

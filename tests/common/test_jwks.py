@@ -38,11 +38,11 @@ def _verifier(jwks: SlowJwks, **settings: object) -> TokenVerifier:
         headers={"X-Internal-Token": "secret"},
         transport=httpx.MockTransport(jwks),
     )
-    return TokenVerifier(Settings(**settings), http=http)  # type: ignore[arg-type]
+    return TokenVerifier(Settings(service="orders", **settings), http=http)  # type: ignore[arg-type]
 
 
 def _token(key: Ed25519PrivateKey) -> str:
-    signer = TokenSigner(key, Settings(jwt_private_key=SecretStr("unused")))
+    signer = TokenSigner(key, Settings(service="auth", jwt_private_key=SecretStr("unused")))
     return signer.issue(subject="u1", role="customer")[0]
 
 
@@ -116,7 +116,7 @@ async def test_prime_retries_until_auth_answers() -> None:
         return httpx.Response(200, json={"keys": [public_jwk(key.public_key())]})
 
     http = httpx.AsyncClient(base_url="http://internal", transport=httpx.MockTransport(handler))
-    verifier = TokenVerifier(Settings(), http=http)
+    verifier = TokenVerifier(Settings(service="orders"), http=http)
     assert not verifier.ready
     assert await verifier.jwks.prime(max_wait=5)  # type: ignore[union-attr]
     assert verifier.ready and calls == 3

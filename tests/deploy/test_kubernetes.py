@@ -256,7 +256,7 @@ async def test_services_call_each_other_through_their_service_urls(
 ) -> None:
     config = by_kind(kustomize(ROOT), "ConfigMap")["shopfleet-config"]["data"]
     monkeypatch.setenv("SHOPFLEET_SERVICE_URLS", config["SHOPFLEET_SERVICE_URLS"])
-    settings = Settings(internal_url="http://unused:1")
+    settings = Settings(service="orders", internal_url="http://unused:1")
     assert settings.service_urls["products"] == "http://products:3001"
     seen: list[str] = []
 

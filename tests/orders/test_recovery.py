@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from shopfleet.common.database import utcnow
 from shopfleet.orders.models import IdempotencyKey
+from shopfleet.orders.service import OrdersContext
 from shopfleet.orders.sweeper import sweep_once
 from tests.orders.conftest import INTERNAL, RESERVE_PATH, Shop, open_shop, reservation_fault
 
@@ -17,8 +18,8 @@ from tests.orders.conftest import INTERNAL, RESERVE_PATH, Shop, open_shop, reser
 SWEEP_NOW = {"orders": {"sweeper_pending_age": 0.0, "breaker_min_calls": 1000}}
 
 
-def _ctx(shop: Shop) -> Any:
-    return shop.platform.resources("orders").extras["orders"]
+def _ctx(shop: Shop) -> OrdersContext:
+    return shop.platform.resources("orders").state(OrdersContext)
 
 
 async def _status(shop: Shop, order_id: str) -> str:

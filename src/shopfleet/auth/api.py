@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from shopfleet.auth import repository, service
 from shopfleet.auth.schemas import (
@@ -19,17 +19,12 @@ from shopfleet.auth.schemas import (
     UserPublic,
 )
 from shopfleet.auth.service import AuthContext, Issued
+from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import EmailQuery, Page, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 
-
-async def _context(request: Request) -> AuthContext:
-    context: AuthContext = request.app.state.resources.extras["auth"]
-    return context
-
-
-ContextDep = Annotated[AuthContext, Depends(_context)]
+ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 internal = APIRouter(
     prefix="/internal/auth",

@@ -19,8 +19,10 @@ async def _load_keys(app: FastAPI, resources: Resources) -> None:
     signer = TokenSigner(key, resources.settings)
     # Auth verifies its own tokens with its own key, never over HTTP.
     resources.verifier.keys[key_id(key.public_key())] = key.public_key()
-    resources.extras["auth"] = AuthContext(
-        settings=resources.settings, passwords=Passwords(resources.settings), signer=signer
+    resources.provide(
+        AuthContext(
+            settings=resources.settings, passwords=Passwords(resources.settings), signer=signer
+        )
     )
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 import orjson
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shopfleet.app")
 Hook = Callable[[FastAPI, "Resources"], Awaitable[None]]
+StateT = TypeVar("StateT")
 
 
 @dataclass
@@ -62,7 +63,37 @@ class Resources:
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     draining: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Services with public limits (products, categories, orders).
+    rate_limiter: RateLimiter | None = None
+    client_address: ClientAddress | None = None
+    # Each service's own state (AuthContext, OrdersContext, ...), keyed by its type.
+    _service_state: dict[type, object] = field(default_factory=dict, repr=False)
+
+    def provide(self, value: object) -> None:
+        """Hand a service's typed state to its endpoints (from a startup hook)."""
+        self._service_state[type(value)] = value
+
+    def state(self, kind: type[StateT]) -> StateT:
+        """The service state of this type; a KeyError names a hook that never ran."""
+        value = self._service_state[kind]
+        assert isinstance(value, kind)
+        return value
+
+    def take(self, kind: type[StateT]) -> StateT | None:
+        """Remove and return the state of this type (shutdown hooks), if any."""
+        value = self._service_state.pop(kind, None)
+        return value if isinstance(value, kind) else None
+
+
+def service_state(kind: type[StateT]) -> Callable[[Request], StateT]:
+    """A FastAPI dependency giving an endpoint its service's state of this type:
+    `ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]`."""
+
+    def dependency(request: Request) -> StateT:
+        resources: Resources = request.app.state.resources
+        return resources.state(kind)
+
+    return dependency
 
 
 @dataclass(frozen=True)
@@ -138,7 +169,7 @@ def create_service_app(
             database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
         if spec.rate_limited and settings.rate_limit_enabled:
-            resources.extras["rate_limiter"] = RateLimiter(
+            resources.rate_limiter = RateLimiter(
                 guard,
                 metrics,
                 group=spec.name,
@@ -146,7 +177,7 @@ def create_service_app(
                 window=settings.rate_limit_window,
                 key_prefix=settings.redis_key_prefix,
             )
-            resources.extras["client_address"] = ClientAddress(settings.trusted_proxies)
+            resources.client_address = ClientAddress(settings.trusted_proxies)
         if redis is None and (resources.cache is not None or spec.rate_limited):
             log.warning(
                 "no Redis configured: caches and rate limits are per instance "

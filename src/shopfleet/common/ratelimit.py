@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from starlette.types import Message, Receive, Scope, Send
@@ -21,6 +21,9 @@ from starlette.types import Message, Receive, Scope, Send
 from shopfleet.common.errors import ShopfleetError, problem_bytes
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.redis import RedisGuard
+
+if TYPE_CHECKING:
+    from shopfleet.common.app import Resources
 
 # KEYS[1]: the client's key. ARGV: emission interval and period, in nanoseconds.
 # Returns {allowed, tat_after - now (ns), retry_after (ns)}; Redis' clock is the one clock.
@@ -166,16 +169,17 @@ class ClientAddress:
 class RateLimitMiddleware:
     """Limit every /v1/ request of a service; answer 429 problems with Retry-After."""
 
-    def __init__(self, app: Any, *, state: Callable[[], Any]) -> None:
+    def __init__(self, app: Any, *, state: Callable[[], Resources | None]) -> None:
         self.app = app
         self.state = state  # the app's Resources, available once the lifespan ran
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         resources = self.state() if scope["type"] == "http" else None
-        limiter: RateLimiter | None = resources.extras.get("rate_limiter") if resources else None
+        limiter = resources.rate_limiter if resources is not None else None
         if limiter is None or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
+        assert resources is not None
         client = await self._client_key(scope, resources)
         decision = await limiter.check(client)
         if not decision.allowed:
@@ -203,7 +207,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     @staticmethod
-    async def _client_key(scope: Scope, resources: Any) -> str:
+    async def _client_key(scope: Scope, resources: Resources) -> str:
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         if authorization[:7].lower() == "bearer ":
@@ -217,7 +221,7 @@ class RateLimitMiddleware:
                 return f"user:{claims.subject}"
         peer = scope.get("client")
         forwarded = headers.get(b"x-forwarded-for")
-        address: ClientAddress = resources.extras["client_address"]
+        address = resources.client_address or ClientAddress([])
         return "addr:" + address.resolve(
             peer[0] if peer else None, forwarded.decode("latin-1") if forwarded else None
         )

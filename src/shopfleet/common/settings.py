@@ -17,7 +17,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHOPFLEET_", extra="ignore")
 
-    service: ServiceName = "auth"
+    # Required: every instance says which service it is (SHOPFLEET_SERVICE or the argument);
+    # an unnamed Settings() silently becoming auth's was a trap.
+    service: ServiceName
     instance: str = ""
     environment: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("var")

@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
+from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import PROBLEM_JSON, NotFound
 from shopfleet.common.schemas import Page, PageDep, SafeStr, make_page
@@ -26,12 +27,7 @@ async def _order_id(order_id: SafeStr) -> uuid.UUID:
         raise NotFound("No such order.") from None
 
 
-async def _context(request: Request) -> OrdersContext:
-    context: OrdersContext = request.app.state.resources.extras["orders"]
-    return context
-
-
-ContextDep = Annotated[OrdersContext, Depends(_context)]
+ContextDep = Annotated[OrdersContext, Depends(service_state(OrdersContext))]
 OrderIdDep = Annotated[uuid.UUID, Depends(_order_id)]
 # Printable ASCII only: stricter than the input hygiene rule (common/schemas.py).
 IdempotencyKeyHeader = Annotated[

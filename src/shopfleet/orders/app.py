@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Unpack
 
 from fastapi import FastAPI
@@ -16,6 +17,13 @@ from shopfleet.orders.service import OrdersContext
 from shopfleet.orders.sweeper import run_sweeper
 
 
+@dataclass(frozen=True)
+class Sweeper:
+    """The instance's sweeper task, stopped at shutdown."""
+
+    task: asyncio.Task[None]
+
+
 async def _start(app: FastAPI, resources: Resources) -> None:
     ctx = OrdersContext(
         settings=resources.settings,
@@ -23,18 +31,16 @@ async def _start(app: FastAPI, resources: Resources) -> None:
         http=resources.http,
         metrics=OrdersMetrics.register(resources.metrics.registry),
     )
-    resources.extras["orders"] = ctx
-    resources.extras["orders_sweeper"] = asyncio.create_task(
-        run_sweeper(ctx), name="orders-sweeper"
-    )
+    resources.provide(ctx)
+    resources.provide(Sweeper(asyncio.create_task(run_sweeper(ctx), name="orders-sweeper")))
 
 
 async def _stop(app: FastAPI, resources: Resources) -> None:
-    task: asyncio.Task[None] | None = resources.extras.pop("orders_sweeper", None)
-    if task is not None:
-        task.cancel()
+    sweeper = resources.take(Sweeper)
+    if sweeper is not None:
+        sweeper.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await sweeper.task
 
 
 SPEC = ServiceSpec(

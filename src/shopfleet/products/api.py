@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page, parse_id
 from shopfleet.common.security import AdminUser
@@ -23,12 +24,6 @@ from shopfleet.products.schemas import (
 from shopfleet.products.service import ProductNotFound
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ExactNumbersRoute)
-CATEGORY_DIRECTORY = "products.categories"
-
-
-async def _categories(request: Request) -> CategoryDirectory:
-    directory: CategoryDirectory = request.app.state.resources.extras[CATEGORY_DIRECTORY]
-    return directory
 
 
 async def _currency(request: Request) -> str:
@@ -36,7 +31,7 @@ async def _currency(request: Request) -> str:
     return currency
 
 
-CategoriesDep = Annotated[CategoryDirectory, Depends(_categories)]
+CategoriesDep = Annotated[CategoryDirectory, Depends(service_state(CategoryDirectory))]
 CurrencyDep = Annotated[str, Depends(_currency)]
 FieldsQuery = Annotated[
     FieldsText | None,

@@ -8,14 +8,14 @@ from fastapi import FastAPI
 
 from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
-from shopfleet.products.api import CATEGORY_DIRECTORY, router
+from shopfleet.products.api import router
 from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
 from shopfleet.products.category_directory import CategoryDirectory
 from shopfleet.products.internal_api import internal
 
 
 async def _start_category_directory(app: FastAPI, resources: Resources) -> None:
-    resources.extras[CATEGORY_DIRECTORY] = CategoryDirectory(resources.http)
+    resources.provide(CategoryDirectory(resources.http))
 
 
 SPEC = ServiceSpec(
