@@ -23,11 +23,12 @@ from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import EmailQuery, Page, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
+from shopfleet.contracts import auth as contract
 
 ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 internal = APIRouter(
-    prefix="/internal/auth",
+    prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
     include_in_schema=False,
@@ -91,7 +92,7 @@ async def jwks(ctx: ContextDep, response: Response) -> dict[str, object]:
     return ctx.signer.jwks()
 
 
-@internal.get("/accounts", response_model=Page[UserPublic])
+@internal.get(contract.ACCOUNTS, response_model=Page[UserPublic])
 async def list_accounts(
     db: SessionDep,
     paging: PageDep,
@@ -107,12 +108,12 @@ async def list_accounts(
     return make_page([UserPublic.model_validate(r) for r in rows], params=paging, total=total)
 
 
-@internal.get("/accounts/{account_id}", response_model=UserPublic)
+@internal.get(contract.ACCOUNT, response_model=UserPublic)
 async def get_account(account_id: uuid.UUID, db: SessionDep) -> UserPublic:
     return UserPublic.model_validate(await service.get_account(db=db, account_id=account_id))
 
 
-@internal.patch("/accounts/{account_id}", response_model=UserPublic)
+@internal.patch(contract.ACCOUNT, response_model=UserPublic)
 async def update_account(account_id: uuid.UUID, body: AccountUpdate, db: SessionDep) -> UserPublic:
     account = await service.update_account(db=db, account_id=account_id, changes=body)
     return UserPublic.model_validate(account)

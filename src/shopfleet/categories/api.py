@@ -22,10 +22,11 @@ from shopfleet.common.schemas import (
     parse_id,
 )
 from shopfleet.common.security import AdminUser, InternalCaller
+from shopfleet.contracts import categories as contract
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
 internal = APIRouter(
-    prefix="/internal/categories",
+    prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
     include_in_schema=False,
@@ -109,6 +110,6 @@ async def delete_category(
     return Response(status_code=204)
 
 
-@internal.get("/categories/{id_or_slug}", response_model=CategoryPublic)
+@internal.get(contract.CATEGORY, response_model=CategoryPublic)
 async def lookup_category(id_or_slug: SafeStr, request: Request) -> Response:
     return await _category_response(request, id_or_slug)

@@ -11,14 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopfleet.common.app import Resources
 from shopfleet.common.cached_reads import CachedRoute, int_value, text_value, warm
 from shopfleet.common.database import invalidate_after_commit
+from shopfleet.contracts import categories as contract
+from shopfleet.contracts import products as products_contract
 
 log = logging.getLogger("shopfleet.categories.cache")
-LIST_SCOPE = "categories:list"
+LIST_SCOPE = contract.LIST_SCOPE
 # Details are looked up by id or slug, so one generation covers them all: categories
 # are few and change rarely.
-DETAIL_SCOPE = "categories:detail"
+DETAIL_SCOPE = contract.DETAIL_SCOPE
 # Product lists filter by category slug, and products caches them.
-PRODUCT_LIST_SCOPE = "products:list"
+PRODUCT_LIST_SCOPE = products_contract.LIST_SCOPE
 
 
 def invalidate_category_caches(db: AsyncSession) -> None:

@@ -22,6 +22,7 @@ from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.schemas import parse_id
+from shopfleet.contracts import products as products_contract
 
 
 class SlugTaken(Conflict):
@@ -135,7 +136,7 @@ async def delete_category(*, db: AsyncSession, http: ServiceClient, category_id:
 
 async def count_products_using(*, http: ServiceClient, category_id: uuid.UUID) -> int:
     """Ask products how many products are in a category; no answer means no delete."""
-    path = f"/internal/products/category-usage/{category_id}"
+    path = products_contract.category_usage_path(category_id)
     response = await http.request("products", "GET", path)
     try:
         if response.status_code != 200:

@@ -7,8 +7,8 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
+from shopfleet.contracts.products import INSUFFICIENT_STOCK
 from shopfleet.orders.models import Order
-from shopfleet.orders.products import INSUFFICIENT_STOCK
 from shopfleet.orders.schemas import OrderPublic
 
 ORDER_REJECTED = "urn:shopfleet:problem:order-rejected"

@@ -21,11 +21,10 @@ import httpx
 
 from shopfleet.common.errors import DependencyUnavailable
 from shopfleet.common.http import ServiceClient
+from shopfleet.contracts import products as contract
 
 log = logging.getLogger("shopfleet.orders.products")
 TARGET = "products"
-INSUFFICIENT_STOCK = "urn:shopfleet:problem:insufficient-stock"
-RESERVATION_RELEASED = "urn:shopfleet:problem:reservation-released"
 
 
 class UnexpectedAnswer(DependencyUnavailable):
@@ -101,7 +100,7 @@ async def reserve_stock(
     *, http: ServiceClient, order_id: uuid.UUID, items: Iterable[tuple[uuid.UUID, int]]
 ) -> ReserveResult:
     """Reserve and price every line of an order at products, all or none."""
-    path = "/internal/products/reservations"
+    path = contract.reservations_path()
     payload = {
         "orderId": str(order_id),
         "items": [{"productId": str(p), "quantity": q} for p, q in items],
@@ -111,12 +110,12 @@ async def reserve_stock(
         return Reserved(catalog=_catalog(_body(response)["items"]))
     if response.status_code == 409:
         problem = _body(response)
-        if problem.get("type") == INSUFFICIENT_STOCK:
+        if problem.get("type") == contract.INSUFFICIENT_STOCK:
             return InsufficientStock(
                 lines=list(problem.get("lines", [])),
                 catalog=_catalog(problem.get("products", [])),
             )
-        if problem.get("type") == RESERVATION_RELEASED:
+        if problem.get("type") == contract.RESERVATION_RELEASED:
             return ReservationReleased()
     if response.status_code == 422:
         errors = _body(response).get("errors")
@@ -127,7 +126,7 @@ async def reserve_stock(
 
 async def release_stock(*, http: ServiceClient, order_id: uuid.UUID) -> None:
     """Return an order's stock; for a never-reserved order this blocks any later reserve."""
-    path = f"/internal/products/reservations/{order_id}/release"
+    path = contract.release_path(order_id)
     response = await http.request(TARGET, "POST", path, idempotent=True)
     if response.status_code != 200:
         raise unexpected_answer(path, response)
@@ -137,7 +136,7 @@ async def reservation_status(
     *, http: ServiceClient, order_id: uuid.UUID
 ) -> tuple[str, Catalog] | None:
     """Return "reserved" or "released" and the reserved prices; None when never seen."""
-    path = f"/internal/products/reservations/{order_id}"
+    path = contract.reservation_path(order_id)
     response = await http.request(TARGET, "GET", path)
     if response.status_code == 404:
         return None

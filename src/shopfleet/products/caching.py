@@ -24,12 +24,13 @@ from shopfleet.common.cached_reads import (
 )
 from shopfleet.common.database import invalidate_after_commit
 from shopfleet.common.errors import is_connection_failure
+from shopfleet.contracts import products as contract
 from shopfleet.products.listing import ProductListQuery
 from shopfleet.products.models import Product
 from shopfleet.products.reads import total_key
 
 log = logging.getLogger("shopfleet.products.cache")
-LIST_SCOPE = "products:list"
+LIST_SCOPE = contract.LIST_SCOPE
 # The totals of filters that do not look at stock: only adding, changing or removing a
 # product changes them, so an order (a stock change) leaves them cached.
 TOTALS_SCOPE = "products:totals"

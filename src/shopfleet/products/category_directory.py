@@ -7,10 +7,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import quote
 
 from shopfleet.common.errors import DependencyUnavailable, Unprocessable
 from shopfleet.common.http import ServiceClient
+from shopfleet.contracts import categories as contract
 
 TARGET = "categories"
 UNEXPECTED = "The categories service gave an unexpected answer."
@@ -74,7 +74,7 @@ class CategoryDirectory:
             raise
 
     async def _fetch(self, id_or_slug: str) -> uuid.UUID | None:
-        path = f"/internal/categories/categories/{quote(id_or_slug, safe='')}"
+        path = contract.category_path(id_or_slug)
         response = await self.http.request(TARGET, "GET", path)
         if response.status_code == 404:
             self._forget(id_or_slug)

@@ -10,6 +10,7 @@ from shopfleet.common.database import SessionDep, transaction_intent
 from shopfleet.common.errors import NotFound
 from shopfleet.common.schemas import SafeStr, parse_id
 from shopfleet.common.security import InternalCaller
+from shopfleet.contracts import products as contract
 from shopfleet.products import repository, reservations
 from shopfleet.products.reservations import ReservationNotFound
 from shopfleet.products.schemas import (
@@ -23,7 +24,7 @@ from shopfleet.products.schemas import (
 )
 
 internal = APIRouter(
-    prefix="/internal/products",
+    prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
     include_in_schema=False,
@@ -56,7 +57,7 @@ async def lookup_products(body: LookupRequest, db: SessionDep) -> LookupResponse
     return LookupResponse(products=products)
 
 
-@internal.post("/reservations", response_model=ReservationPublic)
+@internal.post(contract.RESERVATIONS, response_model=ReservationPublic)
 async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
     """Reserve and price all lines of an order or none (409 insufficient-stock).
 
@@ -67,18 +68,18 @@ async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
     return Response(reserved.model_dump_json(by_alias=True), media_type="application/json")
 
 
-@internal.post("/reservations/{order_id}/release", response_model=ReservationPublic)
+@internal.post(contract.RELEASE, response_model=ReservationPublic)
 async def release_stock(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     """Return an order's reserved stock (idempotent); an unknown order gets a tombstone."""
     return await reservations.release(db=db, order_id=_order_id(order_id))
 
 
-@internal.get("/reservations/{order_id}", response_model=ReservationPublic)
+@internal.get(contract.RESERVATION, response_model=ReservationPublic)
 async def get_reservation(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     return await reservations.get(db=db, order_id=_order_id(order_id))
 
 
-@internal.get("/category-usage/{category_id}", response_model=CategoryUsage)
+@internal.get(contract.CATEGORY_USAGE, response_model=CategoryUsage)
 async def category_usage(category_id: SafeStr, db: SessionDep) -> CategoryUsage:
     """How many products are in a category (categories asks before deleting one)."""
     parsed = parse_id(category_id)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
+from shopfleet.contracts.products import INSUFFICIENT_STOCK, RESERVATION_RELEASED
 from shopfleet.products import repository, service
 from shopfleet.products.repository import PricedStock, ReservedItem
 from shopfleet.products.schemas import (
@@ -28,7 +29,7 @@ from shopfleet.products.service import Shortage
 class InsufficientStock(Conflict):
     """409 naming the short lines; `products` prices every line, so the order names them."""
 
-    problem_type = "urn:shopfleet:problem:insufficient-stock"
+    problem_type = INSUFFICIENT_STOCK
 
     def __init__(self, shortages: list[Shortage], catalog: dict[uuid.UUID, PricedStock]) -> None:
         lines = [
@@ -54,7 +55,7 @@ class InsufficientStock(Conflict):
 
 
 class ReservationReleased(Conflict):
-    problem_type = "urn:shopfleet:problem:reservation-released"
+    problem_type = RESERVATION_RELEASED
 
     def __init__(self) -> None:
         super().__init__("This order's reservation was released; it cannot be reserved again.")

@@ -26,6 +26,8 @@ from shopfleet.common.metrics import Metrics
 from shopfleet.common.migrations import migrate
 from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
+from shopfleet.contracts import categories as categories_contract
+from shopfleet.contracts import products as products_contract
 from shopfleet.products.models import Product
 from shopfleet.seed.catalog import (
     CUSTOMER_DOMAIN,
@@ -89,7 +91,11 @@ async def _invalidate_caches(settings: Settings, report: SeedReport) -> None:
     metrics = Metrics()
     cache = ResponseCache(RedisGuard(redis, metrics), metrics, key_prefix=settings.redis_key_prefix)
     try:
-        await cache.invalidate("products:list", "categories:list", "categories:detail")
+        await cache.invalidate(
+            products_contract.LIST_SCOPE,
+            categories_contract.LIST_SCOPE,
+            categories_contract.DETAIL_SCOPE,
+        )
     finally:
         await redis.aclose()
 

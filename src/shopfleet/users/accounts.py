@@ -11,10 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from shopfleet.common.errors import DependencyUnavailable, NotFound
 from shopfleet.common.http import ServiceClient
+from shopfleet.contracts.auth import ACCOUNTS_PATH
 from shopfleet.users.schemas import Account, AccountPage, Role
 
 log = logging.getLogger("shopfleet.users.accounts")
-ACCOUNTS_PATH = "/internal/auth/accounts"
 Model = TypeVar("Model", bound=BaseModel)
 
 
