@@ -9,8 +9,11 @@ its steps must be durable in order around the call to products:
 - the pending order and its idempotency record are committed BEFORE stock is reserved,
   so a crash after reserving leaves a row the sweeper finds and settles, and a concurrent
   repeat of the same Idempotency-Key meets the unique record and waits for its answer;
-- no transaction stays open across the HTTP call (on SQLite an open write transaction
-  locks the whole database for every orders instance);
+- the request's path holds no transaction across its HTTP call (on SQLite an open write
+  transaction locks the whole database for every orders instance). The sweeper is the one
+  exception, on purpose: it holds the stale order's row (FOR UPDATE SKIP LOCKED on
+  PostgreSQL) while it asks products, so a request settling the same order waits and then
+  sees it settled (sweeper.py);
 - the outcome is committed by a conditional UPDATE (`WHERE status = 'pending'`), so of
   this request, a resumed repeat, the sweeper and a cancel exactly one decides.
 """
