@@ -106,8 +106,26 @@ def for_local_run(
             if ref:
                 assert ref["name"] == RENDERED_SECRET, ref
                 ref["name"] = secret
-        container["env"] = expand_env(container.get("env", []), secrets)
+        container["env"] = expand_env(without_pgbouncer(container.get("env", [])), secrets)
     return doc
+
+
+PGBOUNCER_URL = re.compile(r"@pgbouncer:6432/shopfleet_\w+$")
+
+
+def without_pgbouncer(env: list[Manifest]) -> list[Manifest]:
+    """Straight to PostgreSQL, as the migration Job connects, where the manifests go through
+    PgBouncer (the topology's Kubernetes maximums exceed the connection budget). The
+    PgBouncer pod needs its own image and is not played here: see docs/deployment.md."""
+    out = []
+    for entry in env:
+        if entry["name"] == "SHOPFLEET_DATABASE_PGBOUNCER":
+            continue
+        value = entry.get("value")
+        if entry["name"] == "SHOPFLEET_DATABASE_URL" and value and PGBOUNCER_URL.search(value):
+            entry = {**entry, "value": PGBOUNCER_URL.sub("@postgres:5432/shopfleet", value)}
+        out.append(entry)
+    return out
 
 
 def job_as_pod(job: Manifest) -> Manifest:
