@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shopfleet.common.migrations import migrate
-from shopfleet.common.settings import Settings
+from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.services import app_factory
 
 POSTGRES_URL = os.environ.get(
@@ -319,3 +319,68 @@ def wait_ready(proc: ServiceProcess, timeout: float = 30) -> None:
         time.sleep(0.1)
     proc.terminate()
     raise RuntimeError(f"{proc.service} not ready in {timeout}s:\n{proc.log()}")
+
+
+# Who calls whom when the five services run as processes without a gateway.
+SERVICE_CALLS = {
+    "users": "auth",
+    "categories": "products",
+    "products": "categories",
+    "orders": "products",
+}
+
+
+@contextlib.contextmanager
+def five_services(
+    root: Path,
+    env_for: Callable[[str, dict[str, int]], dict[str, str]],
+    *,
+    admin_email: str,
+    admin_password: str,
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Every service as a real process, each calling the next directly, with an admin.
+
+    `env_for(service, ports)` gives a service's environment; migrations run all at once.
+    """
+    ports = {service: free_port() for service in SERVICES}
+
+    def env(service: str) -> dict[str, str]:
+        values = env_for(service, ports)
+        if service in SERVICE_CALLS:
+            values["SHOPFLEET_INTERNAL_URL"] = f"http://127.0.0.1:{ports[SERVICE_CALLS[service]]}"
+        return values
+
+    running: dict[str, ServiceProcess] = {}
+    try:
+        migrations = [
+            subprocess.Popen(
+                [sys.executable, "-m", "shopfleet", "migrate", service],
+                env=env(service),
+                cwd=root,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for service in SERVICES
+        ]
+        for migration in migrations:
+            _, stderr = migration.communicate(timeout=120)
+            assert migration.returncode == 0, stderr.decode()
+        for service in SERVICES:
+            running[service] = start_service(
+                service, env=env(service), log_dir=root, port=ports[service], wait=False
+            )
+        for proc in running.values():
+            wait_ready(proc)
+        subprocess.run(
+            [sys.executable, "-m", "shopfleet", "create-admin", "--email", admin_email,
+             "--password-stdin"],
+            env=env("auth"),
+            cwd=root,
+            input=f"{admin_password}\n".encode(),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        yield running
+    finally:
+        for proc in running.values():
+            proc.terminate()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -30,30 +28,24 @@ from tests.support import (
     INTERNAL_TOKEN,
     POSTGRES_URL,
     ServiceProcess,
-    free_port,
-    start_service,
+    five_services,
     test_env,
-    wait_ready,
 )
 
-CALLS = {"users": "auth", "categories": "products", "products": "categories", "orders": "products"}
 # What PostgreSQL or the protocol cannot hold, and C0 controls free text has no use for.
 POISON = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\ud800", "\udfff"]
 # A URL carries UTF-8 only: an unpaired surrogate cannot even be sent in a query or path.
 URL_POISON = [p for p in POISON if not "\ud800" <= p <= "\udfff"]
 Slot = tuple[str, tuple[Any, ...]]
-STDIN = ["--password-stdin"]
 
 
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
     root = tmp_path_factory.mktemp("control-characters")
     prefix = f"cc{uuid.uuid4().hex[:8]}_"
-    ports = {service: free_port() for service in SERVICES}
-    running: dict[str, ServiceProcess] = {}
 
-    def env_for(service: str) -> dict[str, str]:
-        env = test_env(
+    def env_for(service: str, ports: dict[str, int]) -> dict[str, str]:
+        return test_env(
             service,
             "postgres",
             root,
@@ -61,51 +53,13 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Se
             SHOPFLEET_DATABASE_POOL_SIZE="3",
             SHOPFLEET_RATE_LIMIT_ENABLED="false",
         )
-        if service in CALLS:
-            env["SHOPFLEET_INTERNAL_URL"] = f"http://127.0.0.1:{ports[CALLS[service]]}"
-        return env
 
     try:
-        # Each service migrates its own schema: all at once, to keep the setup short.
-        migrations = [
-            subprocess.Popen(
-                [sys.executable, "-m", "shopfleet", "migrate", service],
-                env=env_for(service),
-                cwd=root,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            for service in SERVICES
-        ]
-        for migration in migrations:
-            _, stderr = migration.communicate(timeout=120)
-            assert migration.returncode == 0, stderr.decode()
-        for service in SERVICES:
-            running[service] = start_service(
-                service, env=env_for(service), log_dir=root, port=ports[service], wait=False
-            )
-        for proc in running.values():
-            wait_ready(proc)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "shopfleet",
-                "create-admin",
-                "--email",
-                "cc@example.com",
-                *STDIN,
-            ],
-            env=env_for("auth"),
-            cwd=root,
-            input=b"control-chars-1\n",
-            check=True,
-            capture_output=True,
-        )
-        yield running
+        with five_services(
+            root, env_for, admin_email="cc@example.com", admin_password="control-chars-1"
+        ) as running:
+            yield running
     finally:
-        for proc in running.values():
-            proc.terminate()
         asyncio.run(_drop_schemas(prefix))
 
 

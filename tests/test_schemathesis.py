@@ -6,8 +6,6 @@ points at the one service it calls (users -> auth, categories <-> products, orde
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -21,56 +19,19 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shopfleet.common.settings import SERVICES
-from tests.support import ServiceProcess, free_port, start_service, test_env
-
-CALLS = {"users": "auth", "categories": "products", "products": "categories", "orders": "products"}
+from tests.support import ServiceProcess, five_services, test_env
 
 
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
     root = tmp_path_factory.mktemp("schemathesis")
-    ports = {service: free_port() for service in SERVICES}
-    running: dict[str, ServiceProcess] = {}
-    try:
-        for service in SERVICES:
-            env = test_env(service, "sqlite", root)
-            if service in CALLS:
-                env["SHOPFLEET_INTERNAL_URL"] = f"http://127.0.0.1:{ports[CALLS[service]]}"
-            subprocess.run(
-                [sys.executable, "-m", "shopfleet", "migrate", service],
-                env=env,
-                cwd=root,
-                check=True,
-                capture_output=True,
-            )
-            running[service] = start_service(
-                service, env=env, log_dir=root, port=ports[service], wait=False
-            )
-        from tests.support import wait_ready
-
-        for proc in running.values():
-            wait_ready(proc)
-        env = test_env("auth", "sqlite", root)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "shopfleet",
-                "create-admin",
-                "--email",
-                "st@example.com",
-                "--password-stdin",
-            ],
-            env=env,
-            cwd=root,
-            input=b"schemathesis-1\n",
-            check=True,
-            capture_output=True,
-        )
+    with five_services(
+        root,
+        lambda service, ports: test_env(service, "sqlite", root),
+        admin_email="st@example.com",
+        admin_password="schemathesis-1",
+    ) as running:
         yield running
-    finally:
-        for proc in running.values():
-            proc.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -148,10 +149,20 @@ class LocalRun:
             )
         return result
 
-    def up(self) -> subprocess.CompletedProcess[str]:
+    def up(self, *options: str) -> subprocess.CompletedProcess[str]:
         return self.cli(
-            "up", "-d", "--profile", self.profile, "--topology", str(self.topology_path)
+            "up", "-d", "--profile", self.profile, "--topology", str(self.topology_path), *options
         )
+
+    @contextlib.contextmanager
+    def running(self, *options: str) -> Iterator[subprocess.CompletedProcess[str]]:
+        """`up` for the block (with `options`), then `down`, which must leave no process."""
+        try:
+            yield self.up(*options)
+        finally:
+            pids = self.pids()
+            self.down()
+            assert alive(pids) == [], "processes survived `shopfleet down`"
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return self.cli("down", timeout=120)

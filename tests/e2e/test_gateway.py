@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from shopfleet.deploy.local import instance_ready
-from tests.e2e.localrun import LocalRun, alive, base_env, write_topology
+from tests.e2e.localrun import LocalRun, base_env, write_topology
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct-horse-1"
@@ -53,13 +53,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     # load before the gateway's zones do; these tests are about the gateway.
     env = base_env(root / "var", SHOPFLEET_RATE_LIMIT_ENABLED="false")
     run = LocalRun(root, topology, env)
-    try:
-        run.up()
+    with run.running():
         yield run
-    finally:
-        pids = run.pids()
-        run.down()
-        assert alive(pids) == [], "processes survived `shopfleet down`"
 
 
 def client(platform: LocalRun, source: str, **kwargs: Any) -> httpx.AsyncClient:

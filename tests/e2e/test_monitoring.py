@@ -8,14 +8,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.catalog import ADDRESS, open_catalog
-from tests.e2e.localrun import Backends, LocalRun, alive, base_env, write_topology
+from tests.e2e.localrun import Backends, LocalRun, base_env, write_topology
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -23,27 +23,13 @@ INSTANCES = {"auth": 1, "users": 1, "categories": 1, "products": 2, "orders": 1}
 
 
 @pytest.fixture(scope="module")
-async def backends() -> AsyncIterator[Backends]:
-    made = Backends()
-    yield made
-    await made.drop()
-
-
-@pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, backends: Backends) -> Iterator[LocalRun]:
     root = tmp_path_factory.mktemp("monitored")
     topology = write_topology(root, instances=INSTANCES)
     run = LocalRun(root, topology, base_env(root / "var", **backends.env()), profile="bench")
-    try:
-        started = run.cli(
-            "up", "-d", "--monitoring", "--profile", "bench", "--topology", str(topology)
-        )
+    with run.running("--monitoring") as started:
         assert "Prometheus: http://127.0.0.1:" in started.stdout
         yield run
-    finally:
-        pids = run.pids()
-        run.down()
-        assert alive(pids) == [], "processes survived `shopfleet down`"
 
 
 def prometheus(run: LocalRun) -> str:

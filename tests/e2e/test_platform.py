@@ -12,7 +12,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,10 @@ import pytest
 from shopfleet.deploy.local import instance_ready
 from tests.e2e.catalog import ADDRESS, open_catalog
 from tests.e2e.load import steady_reads
-from tests.e2e.localrun import Backends, LocalRun, alive, base_env, write_topology
+from tests.e2e.localrun import Backends, LocalRun, base_env, write_topology
 
 pytestmark = pytest.mark.e2e
 MICRO_CACHE_SECONDS = 2
-
-
-@pytest.fixture(scope="module")
-async def backends() -> AsyncIterator[Backends]:
-    made = Backends()
-    yield made
-    await made.drop()
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +34,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, backends: Backends) -> It
     root = tmp_path_factory.mktemp("platform")
     topology = write_topology(root, gateway={"micro_cache_seconds": MICRO_CACHE_SECONDS})
     run = LocalRun(root, topology, base_env(root / "var", **backends.env()), profile="bench")
-    try:
-        run.up()
+    with run.running():
         yield run
-    finally:
-        pids = run.pids()
-        run.down()
-        assert alive(pids) == [], "processes survived `shopfleet down`"
 
 
 @dataclass
