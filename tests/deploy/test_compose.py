@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shopfleet.deploy import compose, compose_gateway, nginx, pm2
+from shopfleet.deploy.render import compose, compose_gateway, nginx, pm2
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shopfleet.deploy.nginx import render_nginx
+from shopfleet.deploy.render.nginx import render_nginx
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.support import REPO_ROOT
 

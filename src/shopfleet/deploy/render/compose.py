@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shopfleet.deploy import compose_gateway
-from shopfleet.deploy.manifests import (
+from shopfleet.deploy.render import compose_gateway
+from shopfleet.deploy.render.manifests import (
     CONTAINER_TMP,
     REDIS_COMMAND,
     cpus,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopfleet.deploy import monitoring
-from shopfleet.deploy.compose import DATABASE, required
-from shopfleet.deploy.dashboards import DIRECTORY as DASHBOARDS
-from shopfleet.deploy.manifests import dump, header
+from shopfleet.deploy.render import monitoring
+from shopfleet.deploy.render.compose import DATABASE, required
+from shopfleet.deploy.render.dashboards import DIRECTORY as DASHBOARDS
+from shopfleet.deploy.render.manifests import dump, header
 from shopfleet.deploy.topology import Topology
 
 PATH = "docker-compose.monitoring.yml"

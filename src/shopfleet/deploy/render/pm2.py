@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from shopfleet.deploy import nginx
+from shopfleet.deploy.render import nginx
 from shopfleet.deploy.topology import LOCAL_PROXIES, Topology
 
 COMMITTED_PATH = "ecosystem.config.js"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopfleet.deploy.budget import uses_pgbouncer
-from shopfleet.deploy.kubernetes_platform import (
+from shopfleet.deploy.render.budget import uses_pgbouncer
+from shopfleet.deploy.render.kubernetes_platform import (
     INGRESS_CONTROLLER,
     INGRESS_NAMESPACE,
     Document,

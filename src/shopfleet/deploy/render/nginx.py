@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from shopfleet.bench.gateway import bench_locations, bench_upstream
-from shopfleet.deploy.gateway_policy import (
+from shopfleet.deploy.render.gateway_policy import (
     error_pages,
     gzip_settings,
     not_found,
@@ -17,7 +17,7 @@ from shopfleet.deploy.gateway_policy import (
     public_location,
     response_headers,
 )
-from shopfleet.deploy.topology import Gateway, Topology
+from shopfleet.deploy.topology import Gateway, Topology, instance_name
 
 NGINX = "/usr/sbin/nginx"
 COMMITTED_PATH = "deploy/local/nginx.conf"
@@ -46,11 +46,6 @@ MODERN_CIPHERS = ":".join(
 def _block(head: str, lines: Iterable[str]) -> list[str]:
     """`head { ... }` with the inner lines indented one level."""
     return [f"{head} {{", *(f"    {line}" if line else "" for line in lines), "}"]
-
-
-def instance_name(service: str, index: int) -> str:
-    """The name of an instance everywhere: supervisor program, X-Instance, logs."""
-    return f"{service}-{index}"
 
 
 def _upstreams(topology: Topology, excluded: frozenset[str]) -> list[str]:

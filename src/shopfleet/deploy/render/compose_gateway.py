@@ -11,7 +11,7 @@ product and category reads, retries only on connect errors and timeouts.
 
 from __future__ import annotations
 
-from shopfleet.deploy.gateway_policy import (
+from shopfleet.deploy.render.gateway_policy import (
     block,
     error_pages,
     gzip_settings,
@@ -20,7 +20,7 @@ from shopfleet.deploy.gateway_policy import (
     public_location,
     response_headers,
 )
-from shopfleet.deploy.nginx import (
+from shopfleet.deploy.render.nginx import (
     micro_cache,
     proxy_defaults,
     rate_limit_zones,

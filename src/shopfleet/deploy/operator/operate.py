@@ -9,10 +9,9 @@ from pathlib import Path
 
 import psutil
 
-from shopfleet.deploy import budget
-from shopfleet.deploy.local import Echo, instance_ports, migrate, wait_ready
-from shopfleet.deploy.nginx import instance_name
-from shopfleet.deploy.runtime import (
+from shopfleet.deploy.operator import server_budget
+from shopfleet.deploy.operator.local import Echo, instance_ports, migrate, wait_ready
+from shopfleet.deploy.operator.runtime import (
     OperateError,
     RunDir,
     RunState,
@@ -22,6 +21,8 @@ from shopfleet.deploy.runtime import (
     with_scale,
     write_nginx,
 )
+from shopfleet.deploy.render.budget import BudgetError
+from shopfleet.deploy.topology import instance_name
 
 
 def _running(run_dir: RunDir) -> tuple[Supervisor, RunState]:
@@ -195,8 +196,10 @@ def _scale(*, run_dir: RunDir, service: str, count: int, echo: Echo) -> None:
     stop_timeout = state.topology_now().process.shutdown_timeout + 10
     if count > old:
         try:
-            budget.check_run(with_scale(state.topology_now(), {**state.scale, service: count}))
-        except budget.BudgetError as exc:
+            server_budget.check_run(
+                with_scale(state.topology_now(), {**state.scale, service: count})
+            )
+        except BudgetError as exc:
             raise OperateError(str(exc)) from None
         added = [instance_name(service, index) for index in range(old + 1, count + 1)]
         if old == 0:

@@ -24,8 +24,8 @@ import psutil
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopfleet.deploy import budget, operate
-from shopfleet.deploy.hpa import (
+from shopfleet.deploy.operator import operate
+from shopfleet.deploy.operator.hpa import (
     Behavior,
     Decision,
     HpaState,
@@ -37,11 +37,11 @@ from shopfleet.deploy.hpa import (
     metric_replicas,
     record_scale,
 )
-from shopfleet.deploy.kubernetes import autoscaler_spec
-from shopfleet.deploy.monitoring import cpu_cores, memory_bytes
-from shopfleet.deploy.nginx import instance_name
-from shopfleet.deploy.runtime import OperateError, RunDir, RunState, with_scale
-from shopfleet.deploy.topology import Service, Topology
+from shopfleet.deploy.operator.runtime import OperateError, RunDir, RunState, with_scale
+from shopfleet.deploy.render import budget
+from shopfleet.deploy.render.kubernetes import autoscaler_spec
+from shopfleet.deploy.render.quantities import cpu_cores, memory_bytes
+from shopfleet.deploy.topology import Service, Topology, instance_name
 
 log = logging.getLogger("shopfleet.autoscaler")
 STATUS_FILE = "autoscaler.json"

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Group
 from rich.table import Table
 
-from shopfleet.deploy.local import instance_ports
-from shopfleet.deploy.runtime import RunDir, RunState, Supervisor
+from shopfleet.deploy.operator.local import instance_ports
+from shopfleet.deploy.operator.runtime import RunDir, RunState, Supervisor
 
 # The operator's own probes are not traffic.
 _NOT_TRAFFIC = ("/metrics", "/health", "/health/live", "/health/ready")

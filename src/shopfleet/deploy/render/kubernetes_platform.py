@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shopfleet.deploy.manifests import CONTAINER_TMP, REDIS_COMMAND
+from shopfleet.deploy.render.manifests import CONTAINER_TMP, REDIS_COMMAND
 from shopfleet.deploy.topology import Resources, Topology
 
 ROOT = "deploy/kubernetes"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopfleet.deploy import budget
-from shopfleet.deploy.kubernetes_platform import (
+from shopfleet.deploy.render import budget
+from shopfleet.deploy.render.kubernetes_platform import (
     CONTAINER_SECURITY,
     DATABASE,
     Document,
@@ -22,7 +22,7 @@ from shopfleet.deploy.kubernetes_platform import (
     pod_security,
     secret_env,
 )
-from shopfleet.deploy.manifests import CONTAINER_TMP
+from shopfleet.deploy.render.manifests import CONTAINER_TMP
 from shopfleet.deploy.topology import Topology
 
 NAME = "pgbouncer"

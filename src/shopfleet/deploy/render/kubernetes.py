@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from shopfleet import __version__
-from shopfleet.deploy import kubernetes_pgbouncer as pgbouncer
-from shopfleet.deploy import kubernetes_platform as platform
-from shopfleet.deploy.budget import uses_pgbouncer
-from shopfleet.deploy.kubernetes_network import ingresses, network_policies
-from shopfleet.deploy.kubernetes_platform import (
+from shopfleet.deploy.render import kubernetes_pgbouncer as pgbouncer
+from shopfleet.deploy.render import kubernetes_platform as platform
+from shopfleet.deploy.render.budget import uses_pgbouncer
+from shopfleet.deploy.render.kubernetes_network import ingresses, network_policies
+from shopfleet.deploy.render.kubernetes_platform import (
     BASE,
     CONFIG_NAME,
     ROOT,
@@ -25,7 +25,7 @@ from shopfleet.deploy.kubernetes_platform import (
     pod_security,
     secret_env,
 )
-from shopfleet.deploy.manifests import CONTAINER_TMP, dump, dump_all, header, serve_command
+from shopfleet.deploy.render.manifests import CONTAINER_TMP, dump, dump_all, header, serve_command
 from shopfleet.deploy.topology import ScalePolicy, Service, Topology
 
 # preStop: the pod keeps serving while endpoints and the ingress controller drop it.

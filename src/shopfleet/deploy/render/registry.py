@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shopfleet.deploy import (
+from shopfleet.deploy.render import (
     compose,
     compose_monitoring,
     dashboards,

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shopfleet.deploy import monitoring
-from shopfleet.deploy.compose_monitoring import IMAGES
-from shopfleet.deploy.dashboards import DIRECTORY as DASHBOARDS
-from shopfleet.deploy.dashboards import render_dashboards
-from shopfleet.deploy.kubernetes_platform import DATABASE, ROOT, labels, metadata, secret_env
-from shopfleet.deploy.manifests import dump, dump_all, header
+from shopfleet.deploy.render import alerts
+from shopfleet.deploy.render.compose_monitoring import IMAGES
+from shopfleet.deploy.render.dashboards import DIRECTORY as DASHBOARDS
+from shopfleet.deploy.render.dashboards import render_dashboards
+from shopfleet.deploy.render.kubernetes_platform import DATABASE, ROOT, labels, metadata, secret_env
+from shopfleet.deploy.render.manifests import dump, dump_all, header
 from shopfleet.deploy.topology import Topology
 
 DIRECTORY = f"{ROOT}/monitoring"
@@ -136,7 +136,7 @@ def _rules(topology: Topology) -> dict[str, Any]:
         "apiVersion": OPERATOR_API,
         "kind": "PrometheusRule",
         "metadata": meta,
-        "spec": monitoring.alert_rules(topology),
+        "spec": alerts.alert_rules(topology),
     }
 
 

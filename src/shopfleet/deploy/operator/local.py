@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from shopfleet.deploy import budget
-from shopfleet.deploy.nginx import instance_name
-from shopfleet.deploy.runtime import (
+from shopfleet.deploy.operator import server_budget
+from shopfleet.deploy.operator.runtime import (
     OperateError,
     RunDir,
     RunState,
@@ -25,7 +24,8 @@ from shopfleet.deploy.runtime import (
     nginx_binary,
     render_runtime,
 )
-from shopfleet.deploy.topology import Topology, load_topology
+from shopfleet.deploy.render.budget import BudgetError
+from shopfleet.deploy.topology import Topology, instance_name, load_topology
 
 Echo = Callable[[str], None]
 READY_TIMEOUT = 180.0
@@ -130,8 +130,8 @@ def up(
         raise OperateError(f"already running from {run_dir.var}: see `shopfleet status`")
     topology = load_topology(topology_path, profile)
     try:
-        budget.check_run(topology)
-    except budget.BudgetError as exc:
+        server_budget.check_run(topology)
+    except BudgetError as exc:
         raise OperateError(str(exc)) from None
     redis_url, private_port = _choose_redis(topology, echo)
     state = RunState(
@@ -182,7 +182,7 @@ def _wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
 
 
 def _check_monitoring_tools() -> None:
-    from shopfleet.deploy import supervisor
+    from shopfleet.deploy.render import supervisor
 
     wanted = [supervisor.PROMETHEUS, supervisor.ALERTMANAGER, supervisor.NGINX_EXPORTER]
     missing = [path for path in wanted if not Path(path).exists()]

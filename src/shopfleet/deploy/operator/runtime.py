@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from shopfleet.deploy import monitoring, nginx, supervisor
+from shopfleet.deploy.render import monitoring, nginx, supervisor
 from shopfleet.deploy.topology import Topology, load_topology
 
 

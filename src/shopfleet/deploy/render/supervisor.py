@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from shopfleet.deploy.nginx import NGINX, instance_name
-from shopfleet.deploy.topology import LOCAL_PROXIES, Service, Topology
+from shopfleet.deploy.render.nginx import NGINX
+from shopfleet.deploy.topology import LOCAL_PROXIES, Service, Topology, instance_name
 
 COMMITTED_PATH = "deploy/local/supervisord.conf"
 REDIS_SERVER = "redis-server"
