@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopfleet import __version__
 from shopfleet.deploy.render import kubernetes_pgbouncer as pgbouncer
 from shopfleet.deploy.render import kubernetes_platform as platform
 from shopfleet.deploy.render.budget import uses_pgbouncer
+from shopfleet.deploy.render.kubernetes_autoscaling import disruption_budget, horizontal_autoscaler
+from shopfleet.deploy.render.kubernetes_base import platform_files
 from shopfleet.deploy.render.kubernetes_network import ingresses, network_policies
+from shopfleet.deploy.render.kubernetes_overlays import kustomization, overlays
 from shopfleet.deploy.render.kubernetes_platform import (
     BASE,
     CONFIG_NAME,
@@ -25,12 +27,11 @@ from shopfleet.deploy.render.kubernetes_platform import (
     pod_security,
     secret_env,
 )
-from shopfleet.deploy.render.manifests import CONTAINER_TMP, dump, dump_all, header, serve_command
-from shopfleet.deploy.topology import ScalePolicy, Service, Topology
+from shopfleet.deploy.render.manifests import CONTAINER_TMP, dump_all, header, serve_command
+from shopfleet.deploy.topology import Service, Topology
 
 # preStop: the pod keeps serving while endpoints and the ingress controller drop it.
 PRE_STOP_SECONDS = 5
-KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 
 
 def _database_env(topology: Topology, service: Service) -> list[dict[str, Any]]:
@@ -137,144 +138,17 @@ def _service(topology: Topology, service: Service) -> dict[str, Any]:
     }
 
 
-def _policies(policy: ScalePolicy, select: str) -> dict[str, Any]:
-    period = policy.period_seconds
-    return {
-        "stabilizationWindowSeconds": policy.stabilization_seconds,
-        "selectPolicy": select,
-        "policies": [
-            {"type": "Percent", "value": policy.percent, "periodSeconds": period},
-            {"type": "Pods", "value": policy.pods, "periodSeconds": period},
-        ],
-    }
-
-
-def _utilization(resource: str, target: int) -> dict[str, Any]:
-    return {
-        "type": "Resource",
-        "resource": {
-            "name": resource,
-            "target": {"type": "Utilization", "averageUtilization": target},
-        },
-    }
-
-
-def _autoscaler(topology: Topology, service: Service) -> dict[str, Any]:
-    scaling = topology.autoscaling
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(topology, service.name, "service"),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name},
-            "minReplicas": service.hpa.min,
-            "maxReplicas": service.hpa.max,
-            "metrics": [
-                _utilization("cpu", scaling.cpu_target),
-                _utilization("memory", scaling.memory_target),
-            ],
-            "behavior": {
-                "scaleUp": _policies(scaling.scale_up, "Max"),
-                "scaleDown": _policies(scaling.scale_down, "Min"),
-            },
-        },
-    }
-
-
-def autoscaler_spec(topology: Topology, service: Service) -> dict[str, Any]:
-    """The HPA spec of a service; the local autoscaler reads its numbers from it too."""
-    spec: dict[str, Any] = _autoscaler(topology, service)["spec"]
-    return spec
-
-
-def _disruption_budget(topology: Topology, service: Service) -> dict[str, Any]:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(topology, service.name, "service"),
-        "spec": {
-            "maxUnavailable": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": service.name}},
-        },
-    }
-
-
 def service_documents(topology: Topology, service: Service) -> list[dict[str, Any]]:
     return [
         _deployment(topology, service),
         _service(topology, service),
-        _autoscaler(topology, service),
-        _disruption_budget(topology, service),
+        horizontal_autoscaler(topology, service),
+        disruption_budget(topology, service),
     ]
-
-
-def _kustomization(**fields: Any) -> str:
-    return dump({"apiVersion": KUSTOMIZE_API, "kind": "Kustomization", **fields})
-
-
-def _overlays(topology: Topology) -> dict[str, str]:
-    namespace = topology.project.namespace
-    services = topology.ordered_services()
-    no_autoscaling = [
-        "$patch: delete\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\n"
-        f"metadata:\n  name: {service.name}\n  namespace: {namespace}\n"
-        for service in services
-    ]
-    dev = _kustomization(
-        resources=["../../base"],
-        replicas=[{"name": service.name, "count": 1} for service in services],
-        patches=[{"patch": patch} for patch in no_autoscaling],
-    )
-    spread = [
-        dump(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": service.name, "namespace": namespace},
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "topologySpreadConstraints": [
-                                {
-                                    "maxSkew": 1,
-                                    "topologyKey": key,
-                                    "whenUnsatisfiable": "ScheduleAnyway",
-                                    "labelSelector": {
-                                        "matchLabels": {"app.kubernetes.io/name": service.name}
-                                    },
-                                }
-                                for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
-                            ]
-                        }
-                    }
-                },
-            }
-        )
-        for service in services
-    ]
-    prod = _kustomization(
-        resources=["../../base"],
-        images=[{"name": topology.project.image.split(":")[0], "newTag": __version__}],
-        patches=[{"patch": patch} for patch in spread],
-    )
-    return {
-        f"{ROOT}/overlays/dev/kustomization.yaml": header(
-            topology,
-            "Development: one replica of every service, no autoscaling.",
-            "  kubectl apply -k deploy/kubernetes/overlays/dev",
-        )
-        + dev,
-        f"{ROOT}/overlays/prod/kustomization.yaml": header(
-            topology,
-            "Production: the base, a pinned image tag, pods spread over nodes and zones.",
-            "  kubectl apply -k deploy/kubernetes/overlays/prod",
-        )
-        + prod,
-    }
 
 
 def render_kubernetes(topology: Topology) -> dict[str, str]:
-    sources = platform.platform_files(topology)
+    sources = platform_files(topology)
     sources.update(pgbouncer.pgbouncer_files(topology))
     sources["ingress.yaml"] = (
         ("ingress-nginx routes /v1/<service>; its rate limits mirror the gateway's zones.",),
@@ -303,12 +177,12 @@ def render_kubernetes(topology: Topology) -> dict[str, str]:
         topology,
         "Everything but the Secret, which you create (see secret.example.yaml).",
         f"  kubectl create secret generic {SECRET_NAME} -n {topology.project.namespace} ...",
-    ) + _kustomization(resources=resources)
+    ) + kustomization(resources=resources)
     files[f"{ROOT}/kustomization.yaml"] = header(
         topology,
         "The base, as rendered from the topology: kubectl apply -k deploy/kubernetes/",
-    ) + _kustomization(resources=["base"])
-    files.update(_overlays(topology))
+    ) + kustomization(resources=["base"])
+    files.update(overlays(topology))
     if uses_pgbouncer(topology):
         files[pgbouncer.CONTAINERFILE] = pgbouncer.render_containerfile()
     return files
