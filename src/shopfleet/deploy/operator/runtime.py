@@ -18,7 +18,8 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from shopfleet.deploy.render import monitoring, nginx, supervisor
+from shopfleet.deploy.render import monitoring, supervisor
+from shopfleet.deploy.render.gateway import files as gateway_files
 from shopfleet.deploy.topology import Topology, load_topology
 
 
@@ -128,7 +129,7 @@ def nginx_binary() -> str | None:
     found = shutil.which("nginx")
     if found:
         return found
-    return nginx.NGINX if Path(nginx.NGINX).exists() else None
+    return gateway_files.NGINX if Path(gateway_files.NGINX).exists() else None
 
 
 def _worker_user() -> str | None:
@@ -173,7 +174,7 @@ def render_runtime(run_dir: RunDir, state: RunState) -> Topology:
 def write_nginx(run_dir: RunDir, state: RunState) -> None:
     """Render the gateway config (drained instances left out) and check it with `nginx -t`."""
     topology = state.topology_now()
-    content = nginx.render_nginx(
+    content = gateway_files.render_local(
         topology, worker_user=_worker_user(), excluded=frozenset(state.drained)
     )
     candidate = run_dir.nginx_prefix / "nginx.conf.new"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shopfleet.deploy.render import compose_gateway
+from shopfleet.deploy.render.gateway import files as gateway_files
+from shopfleet.deploy.render.gateway.build import COMPOSE_STATE, compose_gateway
 from shopfleet.deploy.render.manifests import (
     CONTAINER_TMP,
     REDIS_COMMAND,
@@ -50,7 +51,7 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_INTERNAL_URL": f"http://gateway:{topology.gateway.internal_port}",
         "SHOPFLEET_INTERNAL_TOKEN": required("SHOPFLEET_INTERNAL_TOKEN"),
         # Only the Compose network (the gateway container) may say who the client is.
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps([topology.networks.compose_subnet]),
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(compose_gateway(topology).trusted_proxies)),
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
     }
@@ -141,11 +142,11 @@ def _infrastructure(topology: Topology) -> dict[str, Any]:
             "build": {"context": ".", "target": "gateway", "args": BUILD_ARGS},
             "ports": [f"${{SHOPFLEET_GATEWAY_PORT:-{gateway.public_port}}}:{gateway.public_port}"],
             "volumes": [
-                f"./{compose_gateway.COMMITTED_PATH}:/etc/shopfleet/nginx.conf:ro",
+                f"./{gateway_files.COMPOSE_CONF}:/etc/shopfleet/nginx.conf:ro",
                 # nginx's temp files and micro-cache. A named volume takes the image folder's
                 # owner (the gateway user); a tmpfs would be root's again after a restart
                 # under Podman.
-                f"gateway-cache:{compose_gateway.TMP}",
+                f"gateway-cache:{COMPOSE_STATE}",
             ],
             # nginx resolves service names per request, so it may start before the services.
             "depends_on": {"redis": {"condition": "service_healthy"}},
@@ -223,5 +224,5 @@ def render_compose(topology: Topology) -> dict[str, str]:
     return {
         COMPOSE_PATH: render_compose_file(topology),
         SCALE_PATH: render_scale_file(topology),
-        compose_gateway.COMMITTED_PATH: compose_gateway.render_gateway(topology),
+        gateway_files.COMPOSE_CONF: gateway_files.render_compose(topology),
     }

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 
-from shopfleet.deploy.render import nginx
-from shopfleet.deploy.topology import LOCAL_PROXIES, Topology
+from shopfleet.deploy.render.gateway import files as gateway_files
+from shopfleet.deploy.render.gateway.build import local_gateway
+from shopfleet.deploy.topology import Topology
 
 COMMITTED_PATH = "ecosystem.config.js"
 GATEWAY_CONF = "deploy/pm2/nginx.conf"
@@ -122,7 +123,7 @@ def render_ecosystem(topology: Topology) -> str:
         "KILL_TIMEOUT_MS": process.shutdown_timeout * 1000 + 5000,
         "LISTEN_TIMEOUT_MS": 30000,
         "GATEWAY_KILL_TIMEOUT_MS": (gateway.proxy_read_timeout + 5) * 1000,
-        "NGINX": nginx.NGINX,
+        "NGINX": gateway_files.NGINX,
         "NGINX_CONF": GATEWAY_CONF,
     }
     head = [
@@ -160,15 +161,15 @@ def _platform_environment(topology: Topology) -> dict[str, str]:
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
         "SHOPFLEET_CURRENCY": topology.project.currency,
         # Only the local gateway may say who the client is.
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(local_gateway(topology).trusted_proxies)),
     }
 
 
 def render_gateway(topology: Topology, *, worker_user: str | None = None) -> str:
     """The local gateway's nginx.conf. Its passive health checks already suit instances
     that PM2 restarts without telling nginx: none is ever marked down, a refused connect
-    goes to the next instance at once (nginx.PASSIVE_HEALTH)."""
-    local = nginx.render_nginx(topology, worker_user=worker_user)
+    goes to the next instance at once (gateway/build.py, PASSIVE_HEALTH)."""
+    local = gateway_files.render_local(topology, worker_user=worker_user)
     body = [line for line in local.splitlines() if not line.startswith("#")]
     head = [
         f"# Rendered by `shopfleet render` from shopfleet.toml (profile {topology.profile}).",

@@ -12,10 +12,10 @@ from shopfleet.deploy.render import (
     kubernetes,
     kubernetes_monitoring,
     monitoring,
-    nginx,
     pm2,
     supervisor,
 )
+from shopfleet.deploy.render.gateway import files as gateway_files
 from shopfleet.deploy.topology import Topology
 
 Renderer = Callable[[Topology], dict[str, str]]
@@ -23,7 +23,7 @@ Renderer = Callable[[Topology], dict[str, str]]
 
 
 RENDERERS: list[Renderer] = [
-    nginx.render_committed,
+    gateway_files.render_committed,
     supervisor.render_committed,
     pm2.render_pm2,
     compose.render_compose,

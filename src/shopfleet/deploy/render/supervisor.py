@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from shopfleet.deploy.render.nginx import NGINX
-from shopfleet.deploy.topology import LOCAL_PROXIES, Service, Topology, instance_name
+from shopfleet.deploy.render.gateway.build import local_gateway
+from shopfleet.deploy.render.gateway.files import NGINX
+from shopfleet.deploy.topology import Service, Topology, instance_name
 
 COMMITTED_PATH = "deploy/local/supervisord.conf"
 REDIS_SERVER = "redis-server"
@@ -96,7 +97,7 @@ def _instance(topology: Topology, layout: Layout, service: Service, index: int) 
         "SHOPFLEET_INTERNAL_URL": layout.internal_url
         or f"http://{gateway.internal_host}:{gateway.internal_port}",
         "SHOPFLEET_SHUTDOWN_TIMEOUT": str(topology.process.shutdown_timeout),
-        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(LOCAL_PROXIES)),
+        "SHOPFLEET_TRUSTED_PROXIES": json.dumps(list(local_gateway(topology).trusted_proxies)),
     }
     if layout.redis_url:
         env["SHOPFLEET_REDIS_URL"] = layout.redis_url
