@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopfleet.deploy import compose
+from shopfleet.deploy.render import compose
 from shopfleet.deploy.topology import load_topology
 from tests.containers.podman import ComposeProject, build_images, podman
 from tests.e2e.load import steady_reads

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shopfleet.deploy import budget
-from shopfleet.deploy.kubernetes import render_kubernetes
+from shopfleet.deploy.render import budget
+from shopfleet.deploy.render.kubernetes import render_kubernetes
 from shopfleet.deploy.topology import Topology
 from tests.support import REPO_ROOT
 

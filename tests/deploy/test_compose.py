@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from shopfleet.deploy import compose, compose_gateway, nginx, pm2
+from shopfleet.deploy.render import compose, pm2
+from shopfleet.deploy.render.gateway.build import COMPOSE_STATE, PASSIVE_HEALTH
+from shopfleet.deploy.render.gateway.files import COMPOSE_CONF
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -130,9 +132,9 @@ def test_compose_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     runtime = tmp_path / "gateway"
     runtime.mkdir()
     (runtime / "resolver.conf").write_text("resolver 127.0.0.11 valid=5s ipv6=off;\n")
-    text = (REPO_ROOT / compose_gateway.COMMITTED_PATH).read_text()
+    text = (REPO_ROOT / COMPOSE_CONF).read_text()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(text.replace(compose_gateway.TMP, str(runtime)))
+    conf.write_text(text.replace(COMPOSE_STATE, str(runtime)))
     result = nginx_test(conf, tmp_path)
     assert result.returncode == 0, result.stderr
     # Every target is a variable, so nginx re-resolves names and finds scaled replicas.
@@ -142,9 +144,9 @@ def test_compose_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
 
 
 def test_compose_gateway_config_fails_nginx_t_without_its_resolver(tmp_path: Path) -> None:
-    text = (REPO_ROOT / compose_gateway.COMMITTED_PATH).read_text()
+    text = (REPO_ROOT / COMPOSE_CONF).read_text()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(text.replace(compose_gateway.TMP, str(tmp_path / "missing")))
+    conf.write_text(text.replace(COMPOSE_STATE, str(tmp_path / "missing")))
     assert nginx_test(conf, tmp_path).returncode != 0
 
 
@@ -156,7 +158,7 @@ def test_pm2_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     conf.write_text((REPO_ROOT / pm2.GATEWAY_CONF).read_text())
     result = nginx_test(conf, prefix)
     assert result.returncode == 0, result.stderr
-    assert f"{nginx.PASSIVE_HEALTH};" in conf.read_text()
+    assert f"{PASSIVE_HEALTH};" in conf.read_text()
 
 
 @pytest.mark.parametrize("path", [compose.COMPOSE_PATH, compose.SCALE_PATH])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from shopfleet.deploy.autoscaler import behavior_from_hpa, targets_from_hpa
-from shopfleet.deploy.hpa import (
+from shopfleet.deploy.operator.autoscaler_inputs import behavior_from_hpa, targets_from_hpa
+from shopfleet.deploy.operator.hpa import (
     Behavior,
     HpaState,
     MetricProposal,
@@ -18,7 +18,7 @@ from shopfleet.deploy.hpa import (
     metric_replicas,
     record_scale,
 )
-from shopfleet.deploy.kubernetes import autoscaler_spec
+from shopfleet.deploy.render.kubernetes_autoscaling import autoscaler_spec
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -249,7 +249,7 @@ def test_the_controller_uses_the_numbers_rendered_into_the_kubernetes_hpas() -> 
 
 
 def test_the_local_controller_never_scales_past_the_connection_budget() -> None:
-    from shopfleet.deploy.autoscaler import budget_cap
+    from shopfleet.deploy.operator.autoscaler_inputs import budget_cap
 
     topology = load_topology(REPO_ROOT / "shopfleet.toml")
     products = topology.services["products"]

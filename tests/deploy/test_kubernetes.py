@@ -22,7 +22,7 @@ import yaml
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.settings import Settings
-from shopfleet.deploy.kubernetes_platform import BASE, ROOT, SECRET_EXAMPLE
+from shopfleet.deploy.render.kubernetes_platform import BASE, ROOT, SECRET_EXAMPLE
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -286,7 +286,7 @@ def test_instances_trust_only_the_pod_network() -> None:
 
 
 def test_monitoring_overlay_scrapes_every_service_and_carries_every_alert(tmp_path: Path) -> None:
-    from shopfleet.deploy import kubernetes_monitoring, monitoring
+    from shopfleet.deploy.render import alerts, kubernetes_monitoring
 
     directory = REPO_ROOT / kubernetes_monitoring.DIRECTORY
     docs = [doc for path in sorted(directory.glob("*.yaml")) for doc in documents(path)]
@@ -313,7 +313,7 @@ def test_monitoring_overlay_scrapes_every_service_and_carries_every_alert(tmp_pa
         assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     # The PrometheusRule is the rendered alert rules, and promtool accepts it.
     (rule,) = by_kind(docs, "PrometheusRule").values()
-    assert rule["spec"] == monitoring.alert_rules(TOPOLOGY)
+    assert rule["spec"] == alerts.alert_rules(TOPOLOGY)
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule["spec"]))
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     checked = subprocess.run(

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shopfleet.deploy import monitoring
+from shopfleet.deploy.render import alerts, monitoring
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 
@@ -18,7 +18,7 @@ from tests.support import REPO_ROOT
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 TOPOLOGY = load_topology(REPO_ROOT / "shopfleet.toml")
-RULES = monitoring.alert_rules(TOPOLOGY)
+RULES = alerts.alert_rules(TOPOLOGY)
 ALERTS = {
     rule["alert"]: rule for group in RULES["groups"] for rule in group["rules"] if "alert" in rule
 }
@@ -335,7 +335,7 @@ def test_instance_targets_follow_the_scale() -> None:
 
 
 def test_compose_monitoring_overlay_is_valid_and_finds_every_replica(tmp_path: Path) -> None:
-    from shopfleet.deploy import compose_monitoring
+    from shopfleet.deploy.render import compose_monitoring
     from tests.deploy.test_compose import check_compose_schema
 
     overlay = REPO_ROOT / compose_monitoring.PATH

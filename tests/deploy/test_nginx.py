@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shopfleet.deploy.nginx import render_nginx
+from shopfleet.deploy.render.gateway.files import render_local
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.support import REPO_ROOT
 
@@ -86,7 +86,7 @@ def server_blocks(conf: str) -> list[str]:
 
 @pytest.mark.parametrize("profile", ["default", "bench"])
 def test_nginx_t_accepts_every_profile(profile: str, tmp_path: Path) -> None:
-    conf = render_nginx(load_topology(TOPOLOGY, profile))
+    conf = render_local(load_topology(TOPOLOGY, profile))
     result = nginx_test(conf, tmp_path)
     assert result.returncode == 0, result.stderr
 
@@ -94,7 +94,7 @@ def test_nginx_t_accepts_every_profile(profile: str, tmp_path: Path) -> None:
 def test_nginx_t_accepts_tls_and_renders_a_modern_https_server(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     topology = with_tls(load_topology(TOPOLOGY), cert, key)
-    conf = render_nginx(topology)
+    conf = render_local(topology)
     result = nginx_test(conf, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"listen {topology.gateway.https_port} ssl http2" in conf
@@ -104,7 +104,7 @@ def test_nginx_t_accepts_tls_and_renders_a_modern_https_server(tmp_path: Path) -
 
 
 def test_without_tls_there_is_no_https_server() -> None:
-    conf = render_nginx(load_topology(TOPOLOGY))
+    conf = render_local(load_topology(TOPOLOGY))
     assert "ssl" not in conf
     assert len(server_blocks(conf)) == 2
 
@@ -114,7 +114,7 @@ def test_nginx_t_accepts_drained_and_scaled_to_zero_services(tmp_path: Path) -> 
     services = dict(topology.services)
     services["orders"] = services["orders"].model_copy(update={"instances": 0})
     scaled = topology.model_copy(update={"services": services})
-    conf = render_nginx(scaled, worker_user="root", excluded=frozenset({"products-2"}))
+    conf = render_local(scaled, worker_user="root", excluded=frozenset({"products-2"}))
     result = nginx_test(conf, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "127.0.0.1:3011" not in conf
@@ -123,13 +123,13 @@ def test_nginx_t_accepts_drained_and_scaled_to_zero_services(tmp_path: Path) -> 
 
 def test_a_service_never_loses_its_last_instance_to_draining() -> None:
     topology = load_topology(TOPOLOGY)
-    conf = render_nginx(topology, excluded=frozenset({"categories-1", "categories-2"}))
+    conf = render_local(topology, excluded=frozenset({"categories-1", "categories-2"}))
     assert "127.0.0.1:3002 " in conf and "127.0.0.1:3012 " in conf
 
 
 def test_every_instance_is_an_upstream_server_with_passive_health_checks() -> None:
     topology = load_topology(TOPOLOGY)
-    conf = render_nginx(topology)
+    conf = render_local(topology)
     for service in topology.ordered_services():
         upstream = re.search(rf"upstream {service.name} \{{(.*?)\}}", conf, re.DOTALL)
         assert upstream is not None
@@ -152,7 +152,7 @@ def test_rate_limits_come_from_the_topology_and_answer_429() -> None:
     for profile in ("default", "bench"):
         topology = load_topology(TOPOLOGY, profile)
         limits = topology.gateway.rate_limits
-        conf = render_nginx(topology)
+        conf = render_local(topology)
         for zone in ("general", "auth", "api"):
             rate = getattr(limits, zone).rate
             assert f"zone={zone}:10m rate={rate}r/s;" in conf
@@ -163,7 +163,7 @@ def test_rate_limits_come_from_the_topology_and_answer_429() -> None:
 
 
 def test_login_and_register_use_the_auth_zone_and_429_says_retry_after() -> None:
-    conf = render_nginx(load_topology(TOPOLOGY))
+    conf = render_local(load_topology(TOPOLOGY))
     for path in ("/v1/auth/login", "/v1/auth/register"):
         assert "limit_req zone=auth" in location_blocks(conf)[f"= {path}"]
     handler = location_blocks(conf)["= /_gateway/errors/too_many_requests"]
@@ -173,7 +173,7 @@ def test_login_and_register_use_the_auth_zone_and_429_says_retry_after() -> None
 
 def test_internal_listener_has_no_rate_limit_no_cache_and_routes_internal_and_v1() -> None:
     topology = load_topology(TOPOLOGY)
-    public, internal = server_blocks(render_nginx(topology))
+    public, internal = server_blocks(render_local(topology))
     gateway = topology.gateway
     assert f"listen {gateway.internal_host}:{gateway.internal_port} " in internal
     assert "limit_req" not in internal and "proxy_cache" not in internal
@@ -187,7 +187,7 @@ def test_internal_listener_has_no_rate_limit_no_cache_and_routes_internal_and_v1
 
 def test_micro_cache_only_for_anonymous_catalogue_reads() -> None:
     topology = load_topology(TOPOLOGY)
-    blocks = location_blocks(render_nginx(topology))
+    blocks = location_blocks(render_local(topology))
     for name in ("products", "categories", "users", "orders", "auth"):
         body = blocks[f"/v1/{name}"]
         cached = "proxy_cache micro;" in body
@@ -203,7 +203,7 @@ def test_micro_cache_only_for_anonymous_catalogue_reads() -> None:
 
 
 def test_proxying_keeps_connections_and_never_trusts_client_addresses() -> None:
-    conf = render_nginx(load_topology(TOPOLOGY))
+    conf = render_local(load_topology(TOPOLOGY))
     assert "proxy_http_version 1.1;" in conf
     assert 'proxy_set_header Connection "";' in conf
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
@@ -216,7 +216,7 @@ def test_proxying_keeps_connections_and_never_trusts_client_addresses() -> None:
 
 
 def test_docs_of_each_service_are_proxied_under_docs() -> None:
-    conf = render_nginx(load_topology(TOPOLOGY))
+    conf = render_local(load_topology(TOPOLOGY))
     assert "location = /docs/users/ {" in conf
     assert "proxy_pass http://users/docs/;" in conf
     assert "proxy_pass http://users/docs/assets/;" in conf
@@ -244,7 +244,7 @@ def test_every_proxying_public_location_keeps_the_general_zone(profile: str) -> 
     burst = topology.gateway.rate_limits.general.burst
     proxying = {
         head: body
-        for head, body in location_blocks(render_nginx(topology)).items()
+        for head, body in location_blocks(render_local(topology)).items()
         if "proxy_pass" in body and not head.startswith("= /bench/")  # load references
     }
     assert len(proxying) > 10
@@ -256,7 +256,7 @@ def test_every_proxying_public_location_keeps_the_general_zone(profile: str) -> 
 
 
 def test_every_error_nginx_makes_is_a_problem_with_the_request_id() -> None:
-    conf = render_nginx(load_topology(TOPOLOGY))
+    conf = render_local(load_topology(TOPOLOGY))
     for status in (400, 404, 405, 413, 414, 429, 494, 502, 503, 504):
         target = re.search(rf"error_page {status} = (\S+);", conf)
         assert target is not None, status

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from shopfleet.bench.platform import port_free
-from shopfleet.deploy import pm2
+from shopfleet.deploy.render import pm2
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.conftest import unique_email
 from tests.e2e.load import steady_reads

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shopfleet.deploy import render
-from shopfleet.deploy.supervisor import committed_layout, render_supervisor
+from shopfleet.deploy.render import registry as render
+from shopfleet.deploy.render.supervisor import committed_layout, render_supervisor
 from shopfleet.deploy.topology import load_topology
 from tests.support import REPO_ROOT
 

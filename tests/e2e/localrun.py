@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shopfleet.bench.platform import free_base_port, toml_value
 from shopfleet.common.settings import SERVICES
-from shopfleet.deploy.runtime import RunDir, Supervisor
+from shopfleet.deploy.operator.runtime import RunDir, Supervisor
 from shopfleet.deploy.topology import Topology, load_topology
 from tests.support import POSTGRES_URL, REDIS_URL, REPO_ROOT, free_port
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopfleet.deploy.runtime import RunDir, RunState
+from shopfleet.deploy.operator.runtime import RunDir, RunState
 from tests.e2e.load import steady_reads
 from tests.e2e.localrun import LocalRun, alive, base_env, write_topology
 from tests.support import free_port

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from shopfleet.deploy.local import instance_ready
+from shopfleet.deploy.operator.local import instance_ready
 from tests.e2e.localrun import LocalRun, base_env, write_topology
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shopfleet.deploy.local import instance_ready
+from shopfleet.deploy.operator.local import instance_ready
 from tests.e2e.catalog import ADDRESS, open_catalog
 from tests.e2e.load import steady_reads
 from tests.e2e.localrun import Backends, LocalRun, base_env, write_topology

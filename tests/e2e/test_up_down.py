@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopfleet.deploy import local
-from shopfleet.deploy.runtime import RunDir, RunState, render_runtime
+from shopfleet.deploy.operator import local
+from shopfleet.deploy.operator.runtime import RunDir, RunState, render_runtime
 from tests.e2e.localrun import LocalRun, alive, base_env, write_topology
 
 pytestmark = pytest.mark.e2e

@@ -27,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shopfleet.common.settings import SERVICES, Settings
-from shopfleet.deploy.local import instance_ports
-from shopfleet.deploy.runtime import RunDir, RunState
+from shopfleet.deploy.operator.local import instance_ports
+from shopfleet.deploy.operator.runtime import RunDir, RunState
 from shopfleet.deploy.topology import Topology
 
 MAX_INSTANCES = 4  # per service: the port block leaves room for scaling up to this
@@ -202,7 +202,7 @@ class BenchPlatform:
     def process_groups(self) -> dict[str, list[int]]:
         """Pids by group: each service's instances, nginx (with workers), the floor app."""
         from shopfleet.bench.cpu import with_children
-        from shopfleet.deploy.runtime import Supervisor
+        from shopfleet.deploy.operator.runtime import Supervisor
 
         groups: dict[str, list[int]] = {}
         for info in Supervisor(RunDir(self.var)).processes():
@@ -256,7 +256,7 @@ class BenchPlatform:
         return "\n".join(out)
 
     def down(self) -> None:
-        from shopfleet.deploy import local
+        from shopfleet.deploy.operator import local
 
         local.down(run_dir=RunDir(self.var), echo=lambda _: None)
 

@@ -232,8 +232,8 @@ class Bench:
         return outcomes, scaling
 
     def memory(self) -> dict[str, float]:
-        from shopfleet.deploy import operate
-        from shopfleet.deploy.runtime import RunDir
+        from shopfleet.deploy.operator import operate
+        from shopfleet.deploy.operator.runtime import RunDir
 
         return instance_memory(operate.status(RunDir(self.platform.var)))
 

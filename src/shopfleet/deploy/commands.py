@@ -22,8 +22,8 @@ def render(
     root: Annotated[Path, typer.Option(help="Repository root to write under")] = Path("."),
 ) -> None:
     """Render every deployment file of the default profile into the repository."""
-    from shopfleet.deploy import budget
-    from shopfleet.deploy import render as registry
+    from shopfleet.deploy.render import budget
+    from shopfleet.deploy.render import registry as registry
     from shopfleet.deploy.topology import TopologyError, load_topology
 
     try:
@@ -76,8 +76,8 @@ def up(
     """Start the whole platform on this machine: every instance, nginx, Redis."""
     import signal
 
-    from shopfleet.deploy import local, operate
-    from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.operator import local, operate
+    from shopfleet.deploy.operator.runtime import OperateError, RunDir, Supervisor
     from shopfleet.deploy.topology import TopologyError
 
     run_dir = RunDir(var.resolve())
@@ -127,17 +127,17 @@ def up(
 
 def down(var: VarOption = Path("var")) -> None:
     """Stop everything gracefully; no process is left behind."""
-    from shopfleet.deploy import local
-    from shopfleet.deploy.runtime import RunDir
+    from shopfleet.deploy.operator import local
+    from shopfleet.deploy.operator.runtime import RunDir
 
     local.down(run_dir=RunDir(var.resolve()), echo=typer.echo)
 
 
 def status(var: VarOption = Path("var")) -> None:
     """Every process: state, pid, port, uptime, memory, CPU."""
-    from shopfleet.deploy import operate
-    from shopfleet.deploy.autoscaler import format_decisions, read_status
-    from shopfleet.deploy.runtime import OperateError, RunDir
+    from shopfleet.deploy.operator import operate
+    from shopfleet.deploy.operator.autoscaler import format_decisions, read_status
+    from shopfleet.deploy.operator.runtime import OperateError, RunDir
 
     run_dir = RunDir(var.resolve())
     try:
@@ -158,8 +158,8 @@ def logs(
     var: VarOption = Path("var"),
 ) -> None:
     """Show the logs of the local run."""
-    from shopfleet.deploy import operate
-    from shopfleet.deploy.runtime import RunDir
+    from shopfleet.deploy.operator import operate
+    from shopfleet.deploy.operator.runtime import RunDir
 
     files = operate.log_files(RunDir(var.resolve()), target)
     if not files:
@@ -177,8 +177,8 @@ def scale(
     var: VarOption = Path("var"),
 ) -> None:
     """Change a service's instance count live, without touching the others."""
-    from shopfleet.deploy import operate
-    from shopfleet.deploy.runtime import OperateError, RunDir
+    from shopfleet.deploy.operator import operate
+    from shopfleet.deploy.operator.runtime import OperateError, RunDir
 
     service, _, count = assignment.partition("=")
     if not count.isdigit():
@@ -196,8 +196,8 @@ def reload(
     var: VarOption = Path("var"),
 ) -> None:
     """Rolling restart, one instance at a time; no request is dropped."""
-    from shopfleet.deploy import operate
-    from shopfleet.deploy.runtime import OperateError, RunDir
+    from shopfleet.deploy.operator import operate
+    from shopfleet.deploy.operator.runtime import OperateError, RunDir
 
     try:
         operate.reload(run_dir=RunDir(var.resolve()), service=service, echo=typer.echo)
@@ -216,8 +216,8 @@ def top(
     from rich.console import Console
     from rich.live import Live
 
-    from shopfleet.deploy.runtime import OperateError, RunDir, Supervisor
-    from shopfleet.deploy.top import TopView, render_view
+    from shopfleet.deploy.operator.runtime import OperateError, RunDir, Supervisor
+    from shopfleet.deploy.operator.top import TopView, render_view
 
     run_dir = RunDir(var.resolve())
     if not Supervisor(run_dir).alive():
@@ -239,8 +239,8 @@ def top(
 def autoscaler(var: VarOption = Path("var")) -> None:
     """Run the autoscaling controller (supervised by `up --autoscale`)."""
     from shopfleet.common.logging import configure_logging
-    from shopfleet.deploy import autoscaler as controller
-    from shopfleet.deploy.runtime import RunDir
+    from shopfleet.deploy.operator import autoscaler as controller
+    from shopfleet.deploy.operator.runtime import RunDir
 
     configure_logging(service="autoscaler", instance="autoscaler")
     controller.run(RunDir(var.resolve()))

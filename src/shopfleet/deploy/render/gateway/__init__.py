@@ -1,0 +1,1 @@
+"""The nginx gateway of every one-machine and Compose run: one model, one renderer."""
