@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from shopfleet.contracts.base import ContractAnswer
+
 PREFIX = "/internal/products"
 RESERVATIONS = "/reservations"
 RESERVATION = "/reservations/{order_id}"
@@ -31,3 +33,9 @@ def release_path(order_id: uuid.UUID) -> str:
 
 def category_usage_path(category_id: uuid.UUID | str) -> str:
     return PREFIX + CATEGORY_USAGE.format(category_id=category_id)
+
+
+class CategoryUsage(ContractAnswer):
+    """How many products are in a category (categories asks before deleting one)."""
+
+    count: int

@@ -155,10 +155,6 @@ class ReservationPublic(ApiModel):
     items: list[ReservedLine]
 
 
-class CategoryUsage(ApiModel):
-    count: int
-
-
 def price_to_cents(price: Decimal) -> int:
     """Exact: prices have at most two decimals."""
     return int(price.scaleb(2))
