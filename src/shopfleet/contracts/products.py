@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
+from shopfleet.common.schemas import MoneyOut
 from shopfleet.contracts.base import ContractAnswer
 
 PREFIX = "/internal/products"
@@ -39,3 +41,22 @@ class CategoryUsage(ContractAnswer):
     """How many products are in a category (categories asks before deleting one)."""
 
     count: int
+
+
+class ReservedLine(ContractAnswer):
+    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
+
+    product_id: uuid.UUID
+    quantity: int
+    # None for lines reserved before prices were stored with them.
+    sku: str | None = None
+    name: str | None = None
+    price: MoneyOut | None = None
+
+
+class ReservationPublic(ContractAnswer):
+    """An order's reservation: what reserve, release and the status read answer."""
+
+    order_id: uuid.UUID
+    status: Literal["reserved", "released"]
+    items: list[ReservedLine]

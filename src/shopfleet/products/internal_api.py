@@ -11,14 +11,13 @@ from shopfleet.common.errors import NotFound
 from shopfleet.common.schemas import SafeStr, parse_id
 from shopfleet.common.security import InternalCaller
 from shopfleet.contracts import products as contract
-from shopfleet.contracts.products import CategoryUsage
+from shopfleet.contracts.products import CategoryUsage, ReservationPublic
 from shopfleet.products import repository, reservations
 from shopfleet.products.reservations import ReservationNotFound
 from shopfleet.products.schemas import (
     LookupProduct,
     LookupRequest,
     LookupResponse,
-    ReservationPublic,
     ReservationRequest,
     cents_to_price,
 )

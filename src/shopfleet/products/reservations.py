@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
-from shopfleet.contracts.products import INSUFFICIENT_STOCK, RESERVATION_RELEASED
-from shopfleet.products import repository, service
-from shopfleet.products.repository import PricedStock, ReservedItem
-from shopfleet.products.schemas import (
-    ReservationItem,
+from shopfleet.contracts.products import (
+    INSUFFICIENT_STOCK,
+    RESERVATION_RELEASED,
     ReservationPublic,
     ReservedLine,
-    cents_to_price,
 )
+from shopfleet.products import repository, service
+from shopfleet.products.repository import PricedStock, ReservedItem
+from shopfleet.products.schemas import ReservationItem, cents_to_price
 from shopfleet.products.service import Shortage
 
 

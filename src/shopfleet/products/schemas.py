@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -137,22 +137,6 @@ class ReservationItem(ApiModel):
 class ReservationRequest(ApiModel):
     order_id: uuid.UUID
     items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
-
-
-class ReservedLine(ApiModel):
-    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
-
-    product_id: uuid.UUID
-    quantity: int
-    sku: str | None = None
-    name: str | None = None
-    price: MoneyOut | None = None
-
-
-class ReservationPublic(ApiModel):
-    order_id: uuid.UUID
-    status: Literal["reserved", "released"]
-    items: list[ReservedLine]
 
 
 def price_to_cents(price: Decimal) -> int:
