@@ -19,6 +19,8 @@ from shopfleet.auth.schemas import (
 from shopfleet.auth.service import AuthContext, Issued
 from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
+from shopfleet.common.errors import NotFound
+from shopfleet.common.openapi import problem_responses
 from shopfleet.common.schemas import EmailQuery, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 from shopfleet.contracts import auth as contract
@@ -30,7 +32,6 @@ internal = APIRouter(
     prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
-    include_in_schema=False,
 )
 
 
@@ -108,12 +109,16 @@ async def list_accounts(
     return contract.AccountPage(results=page.results, pagination=page.pagination)
 
 
-@internal.get(contract.ACCOUNT, response_model=contract.Account)
+@internal.get(
+    contract.ACCOUNT, response_model=contract.Account, responses=problem_responses(NotFound)
+)
 async def get_account(account_id: uuid.UUID, db: SessionDep) -> contract.Account:
     return contract.Account.model_validate(await service.get_account(db=db, account_id=account_id))
 
 
-@internal.patch(contract.ACCOUNT, response_model=contract.Account)
+@internal.patch(
+    contract.ACCOUNT, response_model=contract.Account, responses=problem_responses(NotFound)
+)
 async def update_account(
     account_id: uuid.UUID, body: contract.AccountChanges, db: SessionDep
 ) -> contract.Account:

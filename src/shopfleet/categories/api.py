@@ -13,6 +13,7 @@ from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, Categor
 from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
+from shopfleet.common.openapi import problem_responses
 from shopfleet.common.schemas import (
     SAFE_TEXT,
     ApiModel,
@@ -30,7 +31,6 @@ internal = APIRouter(
     prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
-    include_in_schema=False,
 )
 ROOT = "root"
 
@@ -109,6 +109,10 @@ async def delete_category(
     return Response(status_code=204)
 
 
-@internal.get(contract.CATEGORY, response_model=contract.Category)
+@internal.get(
+    contract.CATEGORY,
+    response_model=contract.Category,
+    responses=problem_responses(service.CategoryNotFound),
+)
 async def lookup_category(id_or_slug: SafeStr, request: Request) -> Response:
     return await _category_response(request, id_or_slug)
