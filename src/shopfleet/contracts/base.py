@@ -19,3 +19,18 @@ class ContractAnswer(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", from_attributes=True
     )
+
+
+class FieldError(ContractAnswer):
+    field: str
+    message: str
+
+
+class Problem(ContractAnswer):
+    """An RFC 9457 problem as a caller reads it; `errors` name the fields of a 422."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []

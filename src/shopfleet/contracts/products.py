@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from shopfleet.common.schemas import MoneyOut
-from shopfleet.contracts.base import ContractAnswer
+from shopfleet.contracts.base import ContractAnswer, ContractRequest, Problem
 
 PREFIX = "/internal/products"
+LOOKUP = "/lookup"  # no service calls it today; tests and operators read stock with it
 RESERVATIONS = "/reservations"
 RESERVATION = "/reservations/{order_id}"
 RELEASE = "/reservations/{order_id}/release"
@@ -43,6 +46,18 @@ class CategoryUsage(ContractAnswer):
     count: int
 
 
+class ReservationItem(ContractRequest):
+    product_id: uuid.UUID
+    quantity: Annotated[int, Field(strict=True, ge=1, le=100)]
+
+
+class ReservationRequest(ContractRequest):
+    """Reserve and price all these lines for the order, or none (idempotent by order id)."""
+
+    order_id: uuid.UUID
+    items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
+
+
 class ReservedLine(ContractAnswer):
     """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
 
@@ -60,3 +75,41 @@ class ReservationPublic(ContractAnswer):
     order_id: uuid.UUID
     status: Literal["reserved", "released"]
     items: list[ReservedLine]
+
+
+class Shortage(ContractAnswer):
+    product_id: uuid.UUID
+    requested: int
+    available: int
+
+
+class PricedProduct(ContractAnswer):
+    """What a product is called and costs, as products read it while refusing a reservation."""
+
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+
+
+class ReservationConflict(Problem):
+    """A 409 from reserve: insufficient stock (short lines, all priced) or released."""
+
+    lines: list[Shortage] = []
+    products: list[PricedProduct] = []
+
+
+class LookupRequest(ContractRequest):
+    ids: Annotated[list[uuid.UUID], Field(max_length=100)]
+
+
+class LookupProduct(ContractAnswer):
+    id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+    stock: int
+
+
+class LookupResponse(ContractAnswer):
+    products: list[LookupProduct]

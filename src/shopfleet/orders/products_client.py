@@ -9,7 +9,6 @@ retry all of them, POSTs included.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterable
@@ -23,10 +22,19 @@ from pydantic import ValidationError
 from shopfleet.common.errors import DependencyUnavailable
 from shopfleet.common.http import ServiceClient
 from shopfleet.contracts import products as contract
-from shopfleet.contracts.products import ReservationPublic, ReservedLine
+from shopfleet.contracts.base import Problem
+from shopfleet.contracts.products import (
+    PricedProduct,
+    ReservationConflict,
+    ReservationItem,
+    ReservationPublic,
+    ReservationRequest,
+    ReservedLine,
+)
 
 log = logging.getLogger("shopfleet.orders.products_client")
 TARGET = "products"
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 class UnexpectedAnswer(DependencyUnavailable):
@@ -81,30 +89,13 @@ class UnknownProduct:
 ReserveResult = Reserved | InsufficientStock | ReservationReleased | UnknownProduct
 
 
-def _body(response: httpx.Response) -> Any:
-    # Prices are parsed as Decimal straight from the JSON text, never through a float.
-    return json.loads(response.content, parse_float=Decimal)
-
-
-def _priced(lines: Iterable[ReservedLine]) -> Catalog:
-    """The priced lines of a reservation; lines reserved before prices were stored are left out."""
+def _priced(lines: Iterable[ReservedLine | PricedProduct]) -> Catalog:
+    """The priced lines of an answer; lines reserved before prices were stored are left out."""
     return {
         line.product_id: PricedLine(sku=line.sku, name=line.name, price=line.price)
         for line in lines
         if line.sku is not None and line.name is not None and line.price is not None
     }
-
-
-def _catalog(entries: Iterable[dict[str, Any]]) -> Catalog:
-    """The priced lines of an answer; lines reserved before prices were stored are left out."""
-    catalog = {}
-    for entry in entries:
-        if entry.get("sku") is None or entry.get("name") is None or entry.get("price") is None:
-            continue
-        catalog[uuid.UUID(entry["productId"])] = PricedLine(
-            sku=entry["sku"], name=entry["name"], price=Decimal(entry["price"])
-        )
-    return catalog
 
 
 class ProductsClient:
@@ -118,26 +109,41 @@ class ProductsClient:
     ) -> ReserveResult:
         """Reserve and price every line of an order at products, all or none."""
         path = contract.reservations_path()
-        payload = {
-            "orderId": str(order_id),
-            "items": [{"productId": str(p), "quantity": q} for p, q in items],
-        }
-        response = await self.http.request(TARGET, "POST", path, json=payload, idempotent=True)
-        if response.status_code == 200:
-            return Reserved(catalog=_catalog(_body(response)["items"]))
-        if response.status_code == 409:
-            problem = _body(response)
-            if problem.get("type") == contract.INSUFFICIENT_STOCK:
-                return InsufficientStock(
-                    lines=list(problem.get("lines", [])),
-                    catalog=_catalog(problem.get("products", [])),
-                )
-            if problem.get("type") == contract.RESERVATION_RELEASED:
-                return ReservationReleased()
-        if response.status_code == 422:
-            errors = _body(response).get("errors")
-            if isinstance(errors, list) and errors:
-                return UnknownProduct(errors=errors)
+        body = ReservationRequest(
+            order_id=order_id,
+            items=[ReservationItem(product_id=p, quantity=q) for p, q in items],
+        )
+        response = await self.http.request(
+            TARGET,
+            "POST",
+            path,
+            content=body.model_dump_json(by_alias=True).encode(),
+            headers=JSON_BODY,
+            idempotent=True,
+        )
+        # Answers are decoded from the bytes by the contract's models (prices as exact
+        # Decimals, never through a float); an answer they refuse is products' fault.
+        try:
+            if response.status_code == 200:
+                reservation = ReservationPublic.model_validate_json(response.content)
+                return Reserved(catalog=_priced(reservation.items))
+            if response.status_code == 409:
+                conflict = ReservationConflict.model_validate_json(response.content)
+                if conflict.type == contract.INSUFFICIENT_STOCK:
+                    return InsufficientStock(
+                        lines=[
+                            line.model_dump(mode="json", by_alias=True) for line in conflict.lines
+                        ],
+                        catalog=_priced(conflict.products),
+                    )
+                if conflict.type == contract.RESERVATION_RELEASED:
+                    return ReservationReleased()
+            if response.status_code == 422:
+                problem = Problem.model_validate_json(response.content)
+                if problem.errors:
+                    return UnknownProduct(errors=[e.model_dump() for e in problem.errors])
+        except ValidationError as exc:
+            raise unexpected_answer(path, response) from exc
         raise unexpected_answer(path, response)
 
     async def release_stock(self, *, order_id: uuid.UUID) -> None:
