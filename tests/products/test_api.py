@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.categories_client import CategoriesClient
 from tests.categories.helpers import admin_headers, create_category, customer_headers
 from tests.products.helpers import create_product, product_body
 
@@ -141,7 +141,7 @@ async def test_category_checks_fall_back_to_recent_answers_when_categories_is_do
     assert unknown.status_code == 503
     assert unknown.headers["retry-after"]
     # A sighting is trusted for a minute only.
-    directory = shop.resources("products").state(CategoryDirectory)
+    directory = shop.resources("products").state(CategoriesClient)
     directory.clock = lambda: time.monotonic() + 61
     stale = await shop.client.post(
         "/v1/products", json=product_body(shop.category["id"]), headers=shop.admin

@@ -10,20 +10,21 @@ from fastapi import APIRouter, Depends, Query, Response
 from shopfleet.auth import repository, service
 from shopfleet.auth.schemas import (
     AccountQuery,
-    AccountUpdate,
     LoginRequest,
     RefreshRequest,
     RegisterRequest,
-    Role,
     TokenPair,
     UserPublic,
 )
 from shopfleet.auth.service import AuthContext, Issued
 from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
-from shopfleet.common.schemas import EmailQuery, Page, PageDep, make_page
+from shopfleet.common.errors import NotFound
+from shopfleet.common.openapi import problem_responses
+from shopfleet.common.schemas import EmailQuery, PageDep, make_page
 from shopfleet.common.security import CurrentUser, InternalCaller
 from shopfleet.contracts import auth as contract
+from shopfleet.contracts.auth import Role
 
 ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -31,7 +32,6 @@ internal = APIRouter(
     prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
-    include_in_schema=False,
 )
 
 
@@ -92,7 +92,7 @@ async def jwks(ctx: ContextDep, response: Response) -> dict[str, object]:
     return ctx.signer.jwks()
 
 
-@internal.get(contract.ACCOUNTS, response_model=Page[UserPublic])
+@internal.get(contract.ACCOUNTS, response_model=contract.AccountPage)
 async def list_accounts(
     db: SessionDep,
     paging: PageDep,
@@ -100,20 +100,27 @@ async def list_accounts(
     role: Role | None = None,
     active: bool | None = None,
     ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-) -> Page[UserPublic]:
+) -> contract.AccountPage:
     query = AccountQuery(email=email, role=role, active=active, ids=ids)
     rows, total = await repository.list_accounts(
         db, query, offset=paging.offset, limit=paging.limit
     )
-    return make_page([UserPublic.model_validate(r) for r in rows], params=paging, total=total)
+    page = make_page([contract.Account.model_validate(r) for r in rows], params=paging, total=total)
+    return contract.AccountPage(results=page.results, pagination=page.pagination)
 
 
-@internal.get(contract.ACCOUNT, response_model=UserPublic)
-async def get_account(account_id: uuid.UUID, db: SessionDep) -> UserPublic:
-    return UserPublic.model_validate(await service.get_account(db=db, account_id=account_id))
+@internal.get(
+    contract.ACCOUNT, response_model=contract.Account, responses=problem_responses(NotFound)
+)
+async def get_account(account_id: uuid.UUID, db: SessionDep) -> contract.Account:
+    return contract.Account.model_validate(await service.get_account(db=db, account_id=account_id))
 
 
-@internal.patch(contract.ACCOUNT, response_model=UserPublic)
-async def update_account(account_id: uuid.UUID, body: AccountUpdate, db: SessionDep) -> UserPublic:
+@internal.patch(
+    contract.ACCOUNT, response_model=contract.Account, responses=problem_responses(NotFound)
+)
+async def update_account(
+    account_id: uuid.UUID, body: contract.AccountChanges, db: SessionDep
+) -> contract.Account:
     account = await service.update_account(db=db, account_id=account_id, changes=body)
-    return UserPublic.model_validate(account)
+    return contract.Account.model_validate(account)

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from pydantic import EmailStr, Field, field_validator
 
 from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, SafeStr, Timestamp
+from shopfleet.contracts.auth import Role
 
-Role = Literal["customer", "admin"]
 Password = Annotated[str, Field(min_length=8, max_length=128), SAFE_TEXT]
 
 
@@ -49,14 +49,6 @@ class TokenPair(ApiModel):
     refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a token kind, not a secret)
     expires_in: int
-
-
-class AccountUpdate(ApiModel):
-    """What other services (users) may change on an account."""
-
-    name: Name | None = None
-    role: Role | None = None
-    active: bool | None = None
 
 
 class AccountQuery(ApiModel):

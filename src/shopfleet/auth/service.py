@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopfleet.auth import repository
 from shopfleet.auth.models import Account, RefreshToken, Session
 from shopfleet.auth.passwords import Passwords
-from shopfleet.auth.schemas import AccountUpdate, RegisterRequest
+from shopfleet.auth.schemas import RegisterRequest
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, Forbidden, NotFound, Unauthorized
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenSigner
+from shopfleet.contracts.auth import AccountChanges
 
 
 class EmailTaken(Conflict):
@@ -139,7 +140,7 @@ async def get_account(*, db: AsyncSession, account_id: uuid.UUID) -> Account:
 
 
 async def update_account(
-    *, db: AsyncSession, account_id: uuid.UUID, changes: AccountUpdate
+    *, db: AsyncSession, account_id: uuid.UUID, changes: AccountChanges
 ) -> Account:
     """Change name, role or active; deactivation ends every session of the account."""
     account = await get_account(db=db, account_id=account_id)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import StringConstraints
 
 from shopfleet.categories import reads, service
+from shopfleet.categories.products_client import ProductsClient
 from shopfleet.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
+from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
 from shopfleet.common.errors import Unprocessable
-from shopfleet.common.http import ServiceClient
+from shopfleet.common.openapi import problem_responses
 from shopfleet.common.schemas import (
     SAFE_TEXT,
     ApiModel,
@@ -29,7 +31,6 @@ internal = APIRouter(
     prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
-    include_in_schema=False,
 )
 ROOT = "root"
 
@@ -41,9 +42,7 @@ def _json(body: ApiModel, status_code: int = 200) -> Response:
     )
 
 
-def _http(request: Request) -> ServiceClient:
-    http: ServiceClient = request.app.state.resources.http
-    return http
+ProductsDep = Annotated[ProductsClient, Depends(service_state(ProductsClient))]
 
 
 @router.get("", response_model=Page[CategoryPublic])
@@ -103,13 +102,17 @@ async def update_category(
 
 @router.delete("/{category_id}", status_code=204)
 async def delete_category(
-    category_id: SafeStr, request: Request, db: SessionDep, _admin: AdminUser
+    category_id: SafeStr, db: SessionDep, products: ProductsDep, _admin: AdminUser
 ) -> Response:
     """Delete a category that has no child categories and no products."""
-    await service.delete_category(db=db, http=_http(request), category_id=category_id)
+    await service.delete_category(db=db, products=products, category_id=category_id)
     return Response(status_code=204)
 
 
-@internal.get(contract.CATEGORY, response_model=CategoryPublic)
+@internal.get(
+    contract.CATEGORY,
+    response_model=contract.Category,
+    responses=problem_responses(service.CategoryNotFound),
+)
 async def lookup_category(id_or_slug: SafeStr, request: Request) -> Response:
     return await _category_response(request, id_or_slug)

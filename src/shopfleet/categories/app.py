@@ -8,14 +8,20 @@ from fastapi import FastAPI
 
 from shopfleet.categories.api import internal, router
 from shopfleet.categories.caching import CACHED_ROUTES, warm_category_cache
-from shopfleet.common.app import AppOptions, ServiceSpec, create_service_app
+from shopfleet.categories.products_client import ProductsClient
+from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
+
+
+async def _start_products_client(app: FastAPI, resources: Resources) -> None:
+    resources.provide(ProductsClient(resources.http))
+
 
 SPEC = ServiceSpec(
     name="categories",
     title="shopfleet categories",
     routers=[router, internal],
-    startup=[warm_category_cache],
+    startup=[_start_products_client, warm_category_cache],
     cached_routes=CACHED_ROUTES,
     rate_limited=True,
 )

@@ -60,7 +60,3 @@ class CategoryPublic(ApiModel):
     parent_id: uuid.UUID | None
     created_at: Timestamp
     updated_at: Timestamp
-
-
-class CategoryUsage(ApiModel):
-    count: int

@@ -5,24 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.categories import repository
 from shopfleet.categories.caching import invalidate_category_caches
 from shopfleet.categories.models import Category
+from shopfleet.categories.products_client import ProductsClient
 from shopfleet.categories.schemas import (
     CategoryCreate,
     CategoryUpdate,
-    CategoryUsage,
     slugify,
 )
 from shopfleet.common.database import utcnow
-from shopfleet.common.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
-from shopfleet.common.http import ServiceClient
+from shopfleet.common.errors import Conflict, NotFound, Unprocessable
 from shopfleet.common.schemas import parse_id
-from shopfleet.contracts import products as products_contract
 
 
 class SlugTaken(Conflict):
@@ -114,36 +111,24 @@ async def update_category(
     return category
 
 
-async def delete_category(*, db: AsyncSession, http: ServiceClient, category_id: str) -> None:
+async def delete_category(*, db: AsyncSession, products: ProductsClient, category_id: str) -> None:
     """Delete a category nothing uses: no child categories and no products."""
     parsed = parse_id(category_id)
     if parsed is None:
         raise CategoryNotFound
     # Ask products before touching the database, so no write lock waits on the network.
-    products = await count_products_using(http=http, category_id=parsed)
+    in_use = await products.count_products_using(category_id=parsed)
     category = await get_category(db=db, category_id=category_id)
     if await repository.has_children(db, category.id):
         raise CategoryInUse("The category still has child categories.")
-    if products:
-        raise CategoryInUse(f"{products} product(s) still use the category.")
+    if in_use:
+        raise CategoryInUse(f"{in_use} product(s) still use the category.")
     await db.delete(category)
     try:
         await db.flush()
     except IntegrityError as exc:  # a child was added concurrently
         raise CategoryInUse("The category still has child categories.") from exc
     invalidate_category_caches(db)
-
-
-async def count_products_using(*, http: ServiceClient, category_id: uuid.UUID) -> int:
-    """Ask products how many products are in a category; no answer means no delete."""
-    path = products_contract.category_usage_path(category_id)
-    response = await http.request("products", "GET", path)
-    try:
-        if response.status_code != 200:
-            raise ValueError(response.status_code)
-        return CategoryUsage.model_validate_json(response.content).count
-    except (ValueError, ValidationError) as exc:
-        raise DependencyUnavailable("Could not check which products use the category.") from exc
 
 
 def _derived_slug(name: str) -> str:

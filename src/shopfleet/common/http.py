@@ -158,6 +158,7 @@ class ServiceClient:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
@@ -168,7 +169,8 @@ class ServiceClient:
         Only idempotent calls are retried, with capped, jittered backoff. The breaker sees
         one outcome per call: a failure when every attempt ended in a transport error or a
         502/503/504, a success otherwise (a 4xx or 500 is the dependency answering). A call
-        that cannot be made raises DependencyUnavailable (503 to our own client).
+        that cannot be made raises DependencyUnavailable (503 to our own client). A body
+        already serialised (a contract model's `model_dump_json`) goes in `content`.
         """
         breaker = self.breaker(target)
         if not breaker.allow():
@@ -186,6 +188,7 @@ class ServiceClient:
                         method,
                         self.settings.service_urls.get(target, "") + path,
                         json=json,
+                        content=content,
                         params=params,
                         headers=headers,
                     )

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shopfleet.common.schemas import MoneyOut
+from shopfleet.contracts.base import ContractAnswer, ContractRequest, Problem
 
 PREFIX = "/internal/products"
+LOOKUP = "/lookup"  # no service calls it today; tests and operators read stock with it
 RESERVATIONS = "/reservations"
 RESERVATION = "/reservations/{order_id}"
 RELEASE = "/reservations/{order_id}/release"
@@ -31,3 +38,78 @@ def release_path(order_id: uuid.UUID) -> str:
 
 def category_usage_path(category_id: uuid.UUID | str) -> str:
     return PREFIX + CATEGORY_USAGE.format(category_id=category_id)
+
+
+class CategoryUsage(ContractAnswer):
+    """How many products are in a category (categories asks before deleting one)."""
+
+    count: int
+
+
+class ReservationItem(ContractRequest):
+    product_id: uuid.UUID
+    quantity: Annotated[int, Field(strict=True, ge=1, le=100)]
+
+
+class ReservationRequest(ContractRequest):
+    """Reserve and price all these lines for the order, or none (idempotent by order id)."""
+
+    order_id: uuid.UUID
+    items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
+
+
+class ReservedLine(ContractAnswer):
+    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
+
+    product_id: uuid.UUID
+    quantity: int
+    # None for lines reserved before prices were stored with them.
+    sku: str | None = None
+    name: str | None = None
+    price: MoneyOut | None = None
+
+
+class ReservationPublic(ContractAnswer):
+    """An order's reservation: what reserve, release and the status read answer."""
+
+    order_id: uuid.UUID
+    status: Literal["reserved", "released"]
+    items: list[ReservedLine]
+
+
+class Shortage(ContractAnswer):
+    product_id: uuid.UUID
+    requested: int
+    available: int
+
+
+class PricedProduct(ContractAnswer):
+    """What a product is called and costs, as products read it while refusing a reservation."""
+
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+
+
+class ReservationConflict(Problem):
+    """A 409 from reserve: insufficient stock (short lines, all priced) or released."""
+
+    lines: list[Shortage] = []
+    products: list[PricedProduct] = []
+
+
+class LookupRequest(ContractRequest):
+    ids: Annotated[list[uuid.UUID], Field(max_length=100)]
+
+
+class LookupProduct(ContractAnswer):
+    id: uuid.UUID
+    sku: str
+    name: str
+    price: MoneyOut
+    stock: int
+
+
+class LookupResponse(ContractAnswer):
+    products: list[LookupProduct]

@@ -118,7 +118,9 @@ async def cancel_order(
     user: CurrentUser, order_id: OrderIdDep, db: SessionDep, ctx: ContextDep
 ) -> OrderPublic:
     """Cancel a pending or confirmed order and return its stock."""
-    order = await lifecycle.cancel_order(db=db, http=ctx.http, claims=user, order_id=order_id)
+    order = await lifecycle.cancel_order(
+        db=db, products=ctx.products, claims=user, order_id=order_id
+    )
     return OrderPublic.of(order)
 
 
@@ -136,6 +138,6 @@ async def change_status(
 ) -> OrderPublic:
     """Ship, deliver or cancel an order (admin)."""
     order = await lifecycle.change_status(
-        db=db, http=ctx.http, order_id=order_id, status=body.status
+        db=db, products=ctx.products, order_id=order_id, status=body.status
     )
     return OrderPublic.of(order)

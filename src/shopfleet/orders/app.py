@@ -13,6 +13,7 @@ from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_serv
 from shopfleet.common.settings import Settings
 from shopfleet.orders.api import router
 from shopfleet.orders.metrics import OrdersMetrics
+from shopfleet.orders.products_client import ProductsClient
 from shopfleet.orders.service import OrdersContext
 from shopfleet.orders.sweeper import run_sweeper
 
@@ -28,7 +29,7 @@ async def _start(app: FastAPI, resources: Resources) -> None:
     ctx = OrdersContext(
         settings=resources.settings,
         sessionmaker=resources.sessionmaker,
-        http=resources.http,
+        products=ProductsClient(resources.http),
         metrics=OrdersMetrics.register(resources.metrics.registry),
     )
     resources.provide(ctx)

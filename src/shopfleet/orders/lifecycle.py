@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, Forbidden, NotFound
-from shopfleet.common.http import ServiceClient
 from shopfleet.common.tokens import AccessClaims
-from shopfleet.orders import products, repository
+from shopfleet.orders import repository
 from shopfleet.orders.models import Order
 from shopfleet.orders.outcomes import cancelled_outcome
+from shopfleet.orders.products_client import ProductsClient
 
 # The status changes an administrator may make; cancelling also returns the stock.
 TRANSITIONS = frozenset(
@@ -67,7 +67,7 @@ async def list_orders(
 
 
 async def cancel_order(
-    *, db: AsyncSession, http: ServiceClient, claims: AccessClaims, order_id: uuid.UUID
+    *, db: AsyncSession, products: ProductsClient, claims: AccessClaims, order_id: uuid.UUID
 ) -> Order:
     """Cancel a pending or confirmed order and return its stock; repeating it is a no-op."""
     order = await get_order(db=db, claims=claims, order_id=order_id, for_update=True)
@@ -75,11 +75,11 @@ async def cancel_order(
         return order
     if (order.status, "cancelled") not in TRANSITIONS:
         raise InvalidTransition(order.status, "cancelled")
-    return await _cancel(db=db, http=http, order=order)
+    return await _cancel(db=db, products=products, order=order)
 
 
 async def change_status(
-    *, db: AsyncSession, http: ServiceClient, order_id: uuid.UUID, status: str
+    *, db: AsyncSession, products: ProductsClient, order_id: uuid.UUID, status: str
 ) -> Order:
     """Move an order along its fulfilment (admin); only the allowed transitions."""
     order = await repository.get_order(db, order_id, for_update=True)
@@ -88,18 +88,18 @@ async def change_status(
     if (order.status, status) not in TRANSITIONS:
         raise InvalidTransition(order.status, status)
     if status == "cancelled":
-        return await _cancel(db=db, http=http, order=order)
+        return await _cancel(db=db, products=products, order=order)
     order.status = status
     order.updated_at = utcnow()
     await db.flush()
     return order
 
 
-async def _cancel(*, db: AsyncSession, http: ServiceClient, order: Order) -> Order:
+async def _cancel(*, db: AsyncSession, products: ProductsClient, order: Order) -> Order:
     # The row stays locked (FOR UPDATE on PostgreSQL, the write transaction on SQLite)
     # across the release, so no confirm, ship or sweep slips in between: once products
     # has released, this order can only end cancelled.
-    await products.release_stock(http=http, order_id=order.id)
+    await products.release_stock(order_id=order.id)
     if order.status == "pending":
         # Cancelling a pending order also settles its creation for a repeated key.
         outcome = cancelled_outcome(order)

@@ -12,7 +12,7 @@ import uuid
 
 from shopfleet.common.database import new_id, utcnow
 from shopfleet.orders.models import Order, OrderLine
-from shopfleet.orders.products import Catalog
+from shopfleet.orders.products_client import Catalog
 from shopfleet.orders.schemas import OrderCreate, money_to_cents
 
 

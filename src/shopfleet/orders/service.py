@@ -40,9 +40,8 @@ from shopfleet.common.errors import (
     ShopfleetError,
     Unprocessable,
 )
-from shopfleet.common.http import ServiceClient
 from shopfleet.common.settings import Settings
-from shopfleet.orders import products, repository, saga_writes
+from shopfleet.orders import products_client, repository, saga_writes
 from shopfleet.orders.metrics import OrdersMetrics
 from shopfleet.orders.models import IdempotencyKey, Order
 from shopfleet.orders.outcomes import (
@@ -68,7 +67,7 @@ class OrdersContext:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
-    http: ServiceClient
+    products: products_client.ProductsClient
     metrics: OrdersMetrics
 
 
@@ -140,17 +139,17 @@ async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outco
 
 async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
     items = [(line.product_id, line.quantity) for line in order.lines]
-    result = await products.reserve_stock(http=ctx.http, order_id=order.id, items=items)
-    if isinstance(result, products.Reserved):
+    result = await ctx.products.reserve_stock(order_id=order.id, items=items)
+    if isinstance(result, products_client.Reserved):
         priced = apply_prices(order, result.catalog)
         return await _confirm(ctx, order=order, priced=priced)
-    if isinstance(result, products.ReservationReleased):
+    if isinstance(result, products_client.ReservationReleased):
         # Cancelled or swept meanwhile: whoever released it settles the order.
         return await _resolve(ctx, order=order, status="rejected", outcome=rejected_outcome(order))
     # A refused reservation holds nothing, but an earlier attempt of ours that timed out
     # could still land; releasing leaves a tombstone that refuses it.
-    await products.release_stock(http=ctx.http, order_id=order.id)
-    if isinstance(result, products.InsufficientStock):
+    await ctx.products.release_stock(order_id=order.id)
+    if isinstance(result, products_client.InsufficientStock):
         priced = apply_prices(order, result.catalog)
         outcome = insufficient_stock_outcome(order, result.lines)
         decided = await _resolve(

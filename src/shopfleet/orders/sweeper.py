@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import transaction_intent, utcnow
 from shopfleet.common.errors import DependencyUnavailable
-from shopfleet.orders import products, repository
+from shopfleet.orders import repository
 from shopfleet.orders.models import Order
 from shopfleet.orders.outcomes import confirmed_outcome, rejected_outcome
 from shopfleet.orders.pricing import apply_prices
@@ -82,9 +82,9 @@ async def sweep_once(ctx: OrdersContext) -> SweepReport:
 
 
 async def _settle(db: AsyncSession, *, ctx: OrdersContext, order: Order) -> str:
-    found = await products.reservation_status(http=ctx.http, order_id=order.id)
+    found = await ctx.products.reservation_status(order_id=order.id)
     if found is None:
-        await products.release_stock(http=ctx.http, order_id=order.id)
+        await ctx.products.release_stock(order_id=order.id)
     now = utcnow()
     if found is not None and found[0] == "reserved":
         # The order is held in this session: the prices products reserved at are

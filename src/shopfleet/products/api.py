@@ -12,7 +12,7 @@ from shopfleet.common.database import SessionDep
 from shopfleet.common.schemas import ApiModel, Page, SafeStr, make_page, parse_id
 from shopfleet.common.security import AdminUser
 from shopfleet.products import caching, catalog, reads, service
-from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.categories_client import CategoriesClient
 from shopfleet.products.listing import FieldsText, ProductListQueryDep, parse_fields
 from shopfleet.products.routing import ExactNumbersRoute
 from shopfleet.products.schemas import (
@@ -31,7 +31,7 @@ async def _currency(request: Request) -> str:
     return currency
 
 
-CategoriesDep = Annotated[CategoryDirectory, Depends(service_state(CategoryDirectory))]
+CategoriesDep = Annotated[CategoriesClient, Depends(service_state(CategoriesClient))]
 CurrencyDep = Annotated[str, Depends(_currency)]
 FieldsQuery = Annotated[
     FieldsText | None,

@@ -10,19 +10,19 @@ from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_serv
 from shopfleet.common.settings import Settings
 from shopfleet.products.api import router
 from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
-from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.categories_client import CategoriesClient
 from shopfleet.products.internal_api import internal
 
 
-async def _start_category_directory(app: FastAPI, resources: Resources) -> None:
-    resources.provide(CategoryDirectory(resources.http))
+async def _start_categories_client(app: FastAPI, resources: Resources) -> None:
+    resources.provide(CategoriesClient(resources.http))
 
 
 SPEC = ServiceSpec(
     name="products",
     title="shopfleet products",
     routers=[router, internal],
-    startup=[_start_category_directory, warm_product_cache],
+    startup=[_start_categories_client, warm_product_cache],
     cached_routes=CACHED_ROUTES,
     rate_limited=True,
 )

@@ -8,26 +8,31 @@ from fastapi import APIRouter, Response
 
 from shopfleet.common.database import SessionDep, transaction_intent
 from shopfleet.common.errors import NotFound
+from shopfleet.common.openapi import problem_responses
 from shopfleet.common.schemas import SafeStr, parse_id
 from shopfleet.common.security import InternalCaller
 from shopfleet.contracts import products as contract
-from shopfleet.products import repository, reservations
-from shopfleet.products.reservations import ReservationNotFound
-from shopfleet.products.schemas import (
+from shopfleet.contracts.products import (
     CategoryUsage,
     LookupProduct,
     LookupRequest,
     LookupResponse,
+    ReservationConflict,
     ReservationPublic,
     ReservationRequest,
-    cents_to_price,
 )
+from shopfleet.products import repository, reservations
+from shopfleet.products.reservations import (
+    InsufficientStock,
+    ReservationNotFound,
+    ReservationReleased,
+)
+from shopfleet.products.schemas import cents_to_price
 
 internal = APIRouter(
     prefix=contract.PREFIX,
     tags=["internal"],
     dependencies=[InternalCaller],
-    include_in_schema=False,
 )
 
 
@@ -38,7 +43,7 @@ def _order_id(value: str) -> uuid.UUID:
     return parsed
 
 
-@internal.post("/lookup", response_model=LookupResponse)
+@internal.post(contract.LOOKUP, response_model=LookupResponse)
 async def lookup_products(body: LookupRequest, db: SessionDep) -> LookupResponse:
     """Return sku, name, price and stock of the known ones among `ids`."""
     # A read behind a POST: it need not queue for SQLite's write lock.
@@ -57,7 +62,13 @@ async def lookup_products(body: LookupRequest, db: SessionDep) -> LookupResponse
     return LookupResponse(products=products)
 
 
-@internal.post(contract.RESERVATIONS, response_model=ReservationPublic)
+@internal.post(
+    contract.RESERVATIONS,
+    response_model=ReservationPublic,
+    responses=problem_responses(
+        InsufficientStock, ReservationReleased, models={409: ReservationConflict}
+    ),
+)
 async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
     """Reserve and price all lines of an order or none (409 insufficient-stock).
 
@@ -74,7 +85,11 @@ async def release_stock(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     return await reservations.release(db=db, order_id=_order_id(order_id))
 
 
-@internal.get(contract.RESERVATION, response_model=ReservationPublic)
+@internal.get(
+    contract.RESERVATION,
+    response_model=ReservationPublic,
+    responses=problem_responses(ReservationNotFound),
+)
 async def get_reservation(order_id: SafeStr, db: SessionDep) -> ReservationPublic:
     return await reservations.get(db=db, order_id=_order_id(order_id))
 

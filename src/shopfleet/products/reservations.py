@@ -14,15 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
-from shopfleet.contracts.products import INSUFFICIENT_STOCK, RESERVATION_RELEASED
-from shopfleet.products import repository, service
-from shopfleet.products.repository import PricedStock, ReservedItem
-from shopfleet.products.schemas import (
+from shopfleet.contracts import products as contract
+from shopfleet.contracts.products import (
+    INSUFFICIENT_STOCK,
+    RESERVATION_RELEASED,
     ReservationItem,
     ReservationPublic,
     ReservedLine,
-    cents_to_price,
 )
+from shopfleet.products import repository, service
+from shopfleet.products.repository import PricedStock, ReservedItem
+from shopfleet.products.schemas import cents_to_price
 from shopfleet.products.service import Shortage
 
 
@@ -32,25 +34,26 @@ class InsufficientStock(Conflict):
     problem_type = INSUFFICIENT_STOCK
 
     def __init__(self, shortages: list[Shortage], catalog: dict[uuid.UUID, PricedStock]) -> None:
+        # The body is contracts.products.ReservationConflict, which orders reads.
         lines = [
-            {
-                "productId": str(s.product_id),
-                "requested": s.requested,
-                "available": s.available,
-            }
+            contract.Shortage(product_id=s.product_id, requested=s.requested, available=s.available)
             for s in shortages
         ]
         products = [
-            {
-                "productId": str(product_id),
-                "sku": entry.sku,
-                "name": entry.name,
-                "price": float(cents_to_price(entry.price_cents)),
-            }
+            contract.PricedProduct(
+                product_id=product_id,
+                sku=entry.sku,
+                name=entry.name,
+                price=cents_to_price(entry.price_cents),
+            )
             for product_id, entry in catalog.items()
         ]
         super().__init__(
-            "Not enough stock for some lines.", extra={"lines": lines, "products": products}
+            "Not enough stock for some lines.",
+            extra={
+                "lines": [line.model_dump(mode="json", by_alias=True) for line in lines],
+                "products": [p.model_dump(mode="json", by_alias=True) for p in products],
+            },
         )
 
 

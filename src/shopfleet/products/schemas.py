@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -58,7 +58,6 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 ImageUrl = Annotated[
     str, StringConstraints(max_length=2048), SAFE_TEXT, AfterValidator(_http_url_text)
 ]
-Quantity = Annotated[int, Field(strict=True, ge=1, le=100)]
 
 
 class ProductCreate(ApiModel):
@@ -111,52 +110,6 @@ class ProductSelection(ProductPublic):
 PRODUCT_FIELDS: tuple[str, ...] = tuple(
     info.alias or name for name, info in ProductPublic.model_fields.items()
 )
-
-
-class LookupRequest(ApiModel):
-    ids: Annotated[list[uuid.UUID], Field(max_length=100)]
-
-
-class LookupProduct(ApiModel):
-    id: uuid.UUID
-    sku: str
-    name: str
-    price: MoneyOut
-    stock: int
-
-
-class LookupResponse(ApiModel):
-    products: list[LookupProduct]
-
-
-class ReservationItem(ApiModel):
-    product_id: uuid.UUID
-    quantity: Quantity
-
-
-class ReservationRequest(ApiModel):
-    order_id: uuid.UUID
-    items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
-
-
-class ReservedLine(ApiModel):
-    """A reserved line with the sku, name and price it was reserved at (orders' snapshot)."""
-
-    product_id: uuid.UUID
-    quantity: int
-    sku: str | None = None
-    name: str | None = None
-    price: MoneyOut | None = None
-
-
-class ReservationPublic(ApiModel):
-    order_id: uuid.UUID
-    status: Literal["reserved", "released"]
-    items: list[ReservedLine]
-
-
-class CategoryUsage(ApiModel):
-    count: int
 
 
 def price_to_cents(price: Decimal) -> int:

@@ -18,7 +18,7 @@ from shopfleet.common.errors import Conflict, NotFound, Unprocessable
 from shopfleet.common.schemas import parse_id
 from shopfleet.products import repository
 from shopfleet.products.caching import invalidate_product_caches
-from shopfleet.products.category_directory import CategoryDirectory
+from shopfleet.products.categories_client import CategoriesClient
 from shopfleet.products.models import Product
 from shopfleet.products.schemas import ProductCreate, ProductUpdate, price_to_cents
 
@@ -52,7 +52,7 @@ async def get_product(*, db: AsyncSession, product_id: str) -> Product:
 
 
 async def create_product(
-    *, db: AsyncSession, categories: CategoryDirectory, data: ProductCreate
+    *, db: AsyncSession, categories: CategoriesClient, data: ProductCreate
 ) -> Product:
     """Add a product to an existing category."""
     # Ask categories before the first statement, so no write lock waits on the network.
@@ -78,7 +78,7 @@ async def create_product(
 
 
 async def update_product(
-    *, db: AsyncSession, categories: CategoryDirectory, product_id: str, changes: ProductUpdate
+    *, db: AsyncSession, categories: CategoriesClient, product_id: str, changes: ProductUpdate
 ) -> Product:
     """Change any field of a product; `stock` sets the level an admin counted."""
     fields = changes.model_fields_set

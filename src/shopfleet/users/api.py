@@ -5,20 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
+from shopfleet.common.app import service_state
 from shopfleet.common.database import SessionDep
-from shopfleet.common.http import ServiceClient
 from shopfleet.common.schemas import EmailQuery, Page, PageDep, SafeStr
 from shopfleet.common.security import AdminUser, CurrentUser
+from shopfleet.contracts.auth import Role
 from shopfleet.users import service
-from shopfleet.users.accounts import UserNotFound
-from shopfleet.users.schemas import AdminProfileUpdate, ProfilePublic, ProfileUpdate, Role
-
-
-async def _http(request: Request) -> ServiceClient:
-    client: ServiceClient = request.app.state.resources.http
-    return client
+from shopfleet.users.auth_client import AuthClient, UserNotFound
+from shopfleet.users.schemas import AdminProfileUpdate, ProfilePublic, ProfileUpdate
 
 
 async def _user_id(
@@ -37,7 +33,7 @@ async def _user_id(
         raise UserNotFound from exc
 
 
-HttpDep = Annotated[ServiceClient, Depends(_http)]
+AuthDep = Annotated[AuthClient, Depends(service_state(AuthClient))]
 UserIdDep = Annotated[uuid.UUID, Depends(_user_id)]
 
 
@@ -62,18 +58,18 @@ router = APIRouter(prefix="/v1/users", tags=["users"], responses=_problems(401, 
 
 
 @router.get("/me", response_model=ProfilePublic, responses=_problems(404))
-async def get_me(user: CurrentUser, db: SessionDep, http: HttpDep) -> ProfilePublic:
+async def get_me(user: CurrentUser, db: SessionDep, auth: AuthDep) -> ProfilePublic:
     """Return the signed-in user's profile."""
-    return await service.get_profile(db=db, http=http, user_id=uuid.UUID(user.subject))
+    return await service.get_profile(db=db, auth=auth, user_id=uuid.UUID(user.subject))
 
 
 @router.patch("/me", response_model=ProfilePublic, responses=_problems(403, 404))
 async def update_me(
-    body: ProfileUpdate, user: CurrentUser, db: SessionDep, http: HttpDep
+    body: ProfileUpdate, user: CurrentUser, db: SessionDep, auth: AuthDep
 ) -> ProfilePublic:
     """Change your own name, phone or addresses (addresses replace the whole list)."""
     return await service.update_own_profile(
-        db=db, http=http, user_id=uuid.UUID(user.subject), changes=body
+        db=db, auth=auth, user_id=uuid.UUID(user.subject), changes=body
     )
 
 
@@ -81,7 +77,7 @@ async def update_me(
 async def list_users(
     admin: AdminUser,
     db: SessionDep,
-    http: HttpDep,
+    auth: AuthDep,
     paging: PageDep,
     email: Annotated[
         EmailQuery | None, Query(description="Part of the email, case-insensitive")
@@ -92,7 +88,7 @@ async def list_users(
     """List users, newest first (admin)."""
     return await service.list_profiles(
         db=db,
-        http=http,
+        auth=auth,
         page=paging.page,
         limit=paging.limit,
         email=email,
@@ -103,31 +99,31 @@ async def list_users(
 
 @router.get("/{user_id}", response_model=ProfilePublic, responses=_problems(404))
 async def get_user(
-    user: CurrentUser, user_id: UserIdDep, db: SessionDep, http: HttpDep
+    user: CurrentUser, user_id: UserIdDep, db: SessionDep, auth: AuthDep
 ) -> ProfilePublic:
     """Return a user's profile: your own, or anyone's for an admin."""
     if user.role != "admin" and user.subject != str(user_id):
         raise UserNotFound
-    return await service.get_profile(db=db, http=http, user_id=user_id)
+    return await service.get_profile(db=db, auth=auth, user_id=user_id)
 
 
 @router.patch("/{user_id}", response_model=ProfilePublic, responses=_problems(403, 404, 409))
 async def update_user(
-    admin: AdminUser, user_id: UserIdDep, body: AdminProfileUpdate, db: SessionDep, http: HttpDep
+    admin: AdminUser, user_id: UserIdDep, body: AdminProfileUpdate, db: SessionDep, auth: AuthDep
 ) -> ProfilePublic:
     """Change any user's name, phone, addresses, role or active (admin).
 
     Role and active changes reach the user's access token at their next login or refresh.
     """
     return await service.update_profile(
-        db=db, http=http, actor_id=uuid.UUID(admin.subject), user_id=user_id, changes=body
+        db=db, auth=auth, actor_id=uuid.UUID(admin.subject), user_id=user_id, changes=body
     )
 
 
 @router.delete(
     "/{user_id}", status_code=204, response_class=Response, responses=_problems(403, 404, 409)
 )
-async def deactivate_user(admin: AdminUser, user_id: UserIdDep, http: HttpDep) -> Response:
+async def deactivate_user(admin: AdminUser, user_id: UserIdDep, auth: AuthDep) -> Response:
     """Deactivate a user (admin): they can no longer log in or refresh. Repeats are harmless."""
-    await service.deactivate_user(http=http, actor_id=uuid.UUID(admin.subject), user_id=user_id)
+    await service.deactivate_user(auth=auth, actor_id=uuid.UUID(admin.subject), user_id=user_id)
     return Response(status_code=204)

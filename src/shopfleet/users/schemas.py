@@ -1,24 +1,15 @@
-"""Users request and response bodies, and auth's account as users reads it."""
+"""Users request and response bodies."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, Pagination, Timestamp
+from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, Timestamp
+from shopfleet.contracts.auth import Role
 
-Role = Literal["customer", "admin"]
 MAX_ADDRESSES = 10
 
 # ISO 3166-1 alpha-2: the 249 officially assigned codes.
@@ -130,24 +121,3 @@ class ProfilePublic(ApiModel):
     updated_at: Timestamp
     phone: str | None
     addresses: list[Address]
-
-
-class Account(BaseModel):
-    """An account as auth's internal API returns it; unknown fields are ignored, not refused."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    id: uuid.UUID
-    email: str
-    name: str
-    role: Role
-    active: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class AccountPage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    results: list[Account]
-    pagination: Pagination

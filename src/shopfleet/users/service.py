@@ -8,18 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, Forbidden
-from shopfleet.common.http import ServiceClient
 from shopfleet.common.schemas import Page
-from shopfleet.users import accounts, repository
+from shopfleet.contracts.auth import Account, AccountChanges, Role
+from shopfleet.users import repository
+from shopfleet.users.auth_client import AuthClient
 from shopfleet.users.models import Profile
-from shopfleet.users.schemas import (
-    Account,
-    Address,
-    AdminProfileUpdate,
-    ProfilePublic,
-    ProfileUpdate,
-    Role,
-)
+from shopfleet.users.schemas import Address, AdminProfileUpdate, ProfilePublic, ProfileUpdate
 
 ACCOUNT_FIELDS = frozenset({"name", "role", "active"})
 PROFILE_FIELDS = frozenset({"phone", "addresses"})
@@ -59,27 +53,25 @@ def to_public(account: Account, profile: Profile | None) -> ProfilePublic:
     )
 
 
-async def get_profile(
-    *, db: AsyncSession, http: ServiceClient, user_id: uuid.UUID
-) -> ProfilePublic:
-    account = await accounts.get_account(http=http, account_id=user_id)
+async def get_profile(*, db: AsyncSession, auth: AuthClient, user_id: uuid.UUID) -> ProfilePublic:
+    account = await auth.get_account(account_id=user_id)
     return to_public(account, await repository.get_profile(db, user_id))
 
 
 async def update_own_profile(
-    *, db: AsyncSession, http: ServiceClient, user_id: uuid.UUID, changes: ProfileUpdate
+    *, db: AsyncSession, auth: AuthClient, user_id: uuid.UUID, changes: ProfileUpdate
 ) -> ProfilePublic:
     """Apply a user's own changes; a deactivated account may not edit while its token lives."""
-    account = await accounts.get_account(http=http, account_id=user_id)
+    account = await auth.get_account(account_id=user_id)
     if not account.active:
         raise AccountDeactivated
-    return await _apply(db=db, http=http, account=account, user_id=user_id, changes=changes)
+    return await _apply(db=db, auth=auth, account=account, user_id=user_id, changes=changes)
 
 
 async def update_profile(
     *,
     db: AsyncSession,
-    http: ServiceClient,
+    auth: AuthClient,
     actor_id: uuid.UUID,
     user_id: uuid.UUID,
     changes: AdminProfileUpdate,
@@ -87,20 +79,20 @@ async def update_profile(
     """Apply an admin's changes to any user, account fields included."""
     if actor_id == user_id and (changes.active is False or changes.role == "customer"):
         raise OwnAccessChange
-    return await _apply(db=db, http=http, account=None, user_id=user_id, changes=changes)
+    return await _apply(db=db, auth=auth, account=None, user_id=user_id, changes=changes)
 
 
-async def deactivate_user(*, http: ServiceClient, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def deactivate_user(*, auth: AuthClient, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Deactivate an account (auth ends its sessions); the profile is kept. Idempotent."""
     if actor_id == user_id:
         raise OwnAccessChange
-    await accounts.update_account(http=http, account_id=user_id, changes={"active": False})
+    await auth.update_account(account_id=user_id, changes=AccountChanges(active=False))
 
 
 async def list_profiles(
     *,
     db: AsyncSession,
-    http: ServiceClient,
+    auth: AuthClient,
     page: int,
     limit: int,
     email: str | None,
@@ -108,8 +100,8 @@ async def list_profiles(
     active: bool | None,
 ) -> Page[ProfilePublic]:
     """One page of the directory from auth, with the page's profiles loaded in one query."""
-    directory = await accounts.list_accounts(
-        http=http, page=page, limit=limit, email=email, role=role, active=active
+    directory = await auth.list_accounts(
+        page=page, limit=limit, email=email, role=role, active=active
     )
     profiles = await repository.get_profiles(db, (account.id for account in directory.results))
     return Page[ProfilePublic](
@@ -121,7 +113,7 @@ async def list_profiles(
 async def _apply(
     *,
     db: AsyncSession,
-    http: ServiceClient,
+    auth: AuthClient,
     account: Account | None,
     user_id: uuid.UUID,
     changes: ProfileUpdate,
@@ -130,11 +122,11 @@ async def _apply(
     # then leaves nothing to undo, and no database lock is held across the call.
     account_changes = changes.model_dump(include=set(ACCOUNT_FIELDS), exclude_unset=True)
     if account_changes:
-        account = await accounts.update_account(
-            http=http, account_id=user_id, changes=account_changes
+        account = await auth.update_account(
+            account_id=user_id, changes=AccountChanges.model_validate(account_changes)
         )
     elif account is None:
-        account = await accounts.get_account(http=http, account_id=user_id)
+        account = await auth.get_account(account_id=user_id)
     profile_changes = changes.model_dump(
         mode="json", include=set(PROFILE_FIELDS), exclude_unset=True
     )

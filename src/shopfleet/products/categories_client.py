@@ -1,4 +1,4 @@
-"""What products knows about categories: asked over HTTP, remembered briefly."""
+"""Products' view of categories: category ids checked and slugs resolved, remembered briefly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import time
 import uuid
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from shopfleet.common.errors import DependencyUnavailable, Unprocessable
 from shopfleet.common.http import ServiceClient
 from shopfleet.contracts import categories as contract
+from shopfleet.contracts.categories import Category
 
 TARGET = "categories"
 UNEXPECTED = "The categories service gave an unexpected answer."
@@ -22,7 +25,7 @@ class UnknownCategory(Unprocessable):
         super().__init__("The category does not exist.", field="categoryId")
 
 
-class CategoryDirectory:
+class CategoriesClient:
     """Checks category ids and resolves slugs through categories' internal API.
 
     Answers are remembered for `ttl` seconds, but only as a fallback while categories is
@@ -82,15 +85,11 @@ class CategoryDirectory:
         if response.status_code != 200:
             raise DependencyUnavailable(UNEXPECTED)
         try:
-            body = response.json()
-            category_id = uuid.UUID(body["id"])
-            slug = str(body["slug"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DependencyUnavailable(
-                "The categories service gave an unexpected answer."
-            ) from exc
-        self._remember(category_id, slug)
-        return category_id
+            category = Category.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable(UNEXPECTED) from exc
+        self._remember(category.id, category.slug)
+        return category.id
 
     def _forget(self, id_or_slug: str) -> None:
         self._slugs.pop(id_or_slug, None)
