@@ -177,9 +177,10 @@ def request_header_maps() -> list[str]:
     )
     for name in _PER_REQUEST_HEADERS[1:]:
         variable = name.lower().replace("-", "_")
+        # Exact values (a hash lookup on every hit), not a regex over the status.
         lines += _block(
             f"map $upstream_cache_status $shopfleet_{variable}",
-            [f"default $upstream_http_{variable};", '"~^(HIT|STALE|UPDATING)$" "";'],
+            [f"default $upstream_http_{variable};", 'HIT "";', 'STALE "";', 'UPDATING "";'],
         )
     return lines
 
