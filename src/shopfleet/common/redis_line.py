@@ -23,7 +23,8 @@ from redis.exceptions import NoScriptError, ResponseError
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        # Each call's waiter with the loop time it was sent at, in the order sent.
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -35,26 +36,36 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         try:
             while (reply := self.reader.gets()) is not False:
-                waiter = self.waiting.popleft()
+                waiter, _ = self.waiting.popleft()
                 if not waiter.done():  # a caller that timed out has gone; its reply too
                     waiter.set_result(reply)
         except (hiredis.ProtocolError, IndexError):
             # Out of step with the server: nothing after this can be trusted.
-            assert self.transport is not None
-            self.transport.abort()
+            self.drop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         while self.waiting:
-            waiter = self.waiting.popleft()
+            waiter, _ = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(RedisConnectionError("the Redis connection was lost"))
+
+    def drop(self) -> None:
+        """Close at once; the calls in flight fail (connection_lost), the next reconnects."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def stuck_for(self, now: float) -> float:
+        """How long the oldest unanswered call has waited."""
+        return now - self.waiting[0][1] if self.waiting else 0.0
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         if self.closed or self.transport is None:
             raise RedisConnectionError("the Redis connection is closed")
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiting.append(waiter)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self.waiting.append((waiter, loop.time()))
         self.transport.write(command)
         return waiter
 
@@ -108,6 +119,9 @@ class RedisLine:
 
     async def _call(self, *command: str | int) -> Any:
         protocol = self._protocol
+        if protocol is not None and protocol.stuck_for(asyncio.get_running_loop().time()) > 3.0:
+            # No answer for seconds: a dead peer (a half-open socket), not a slow one.
+            protocol.drop()
         if protocol is None or protocol.closed:
             protocol = await self._connect()
         return await self._ask(protocol, command)
@@ -115,14 +129,10 @@ class RedisLine:
     async def _ask(self, protocol: _Protocol, command: tuple[str | int, ...]) -> Any:
         # hiredis' stub types the tuple as a single element.
         waiter = protocol.send(hiredis.pack_command(command))  # type: ignore[arg-type]
-        try:
-            async with asyncio.timeout(self.timeout):
-                reply = await waiter
-        except TimeoutError:
-            # A server that does not answer in time may never: start afresh next call.
-            if protocol.transport is not None:
-                protocol.transport.abort()
-            raise
+        # A late reply still arrives in order and is dropped; the connection stays, so one
+        # slow answer (a busy machine) fails this call only, not every call in flight.
+        async with asyncio.timeout(self.timeout):
+            reply = await waiter
         if isinstance(reply, hiredis.ReplyError):
             message = str(reply)
             if message.startswith("NOSCRIPT"):
