@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
-from shopfleet.common.cached_reads import CachedReadMiddleware, CachedRoute
+from shopfleet.common.cached_reads import CachedReadMiddleware, CachedReads, CachedRoute
 from shopfleet.common.database import create_engine, create_sessionmaker
 from shopfleet.common.dbmetrics import instrument_engine
 from shopfleet.common.docs import docs_router
@@ -33,6 +33,7 @@ from shopfleet.common.openapi import install_problem_schema
 from shopfleet.common.pool import DatabaseProbe, IdleClosingPool, open_connections, run_idle_reaper
 from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
 from shopfleet.common.redis import RedisGuard, create_redis
+from shopfleet.common.redis_line import RedisLine
 from shopfleet.common.settings import Settings
 from shopfleet.common.tokens import TokenVerifier, load_internal_token
 from shopfleet.common.tracing import create_tracer_provider, trace_clients, tracing_requested
@@ -168,7 +169,11 @@ def create_service_app(
             # Answers within the probes' 2 s timeout even while a connect hangs.
             database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
+        line: RedisLine | None = None
         if spec.rate_limited and settings.rate_limit_enabled:
+            # Traced instances keep redis-py, whose calls the tracer sees.
+            if redis is not None and settings.redis_url and tracer_provider is None:
+                line = RedisLine.from_url(settings.redis_url)
             resources.rate_limiter = RateLimiter(
                 guard,
                 metrics,
@@ -176,6 +181,7 @@ def create_service_app(
                 limit=settings.rate_limit_requests,
                 window=settings.rate_limit_window,
                 key_prefix=settings.redis_key_prefix,
+                line=line,
             )
             resources.client_address = ClientAddress(settings.trusted_proxies)
         if redis is None and (resources.cache is not None or spec.rate_limited):
@@ -211,6 +217,8 @@ def create_service_app(
                     log.exception("shutdown hook failed")
             reaper.cancel()
             await http.aclose()
+            if line is not None:
+                await line.aclose()
             if resources.redis is not None:
                 await resources.redis.aclose()
             await engine.dispose()
@@ -232,16 +240,18 @@ def create_service_app(
     for router in spec.routers:
         app.include_router(router)
     # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads.
-    if spec.cached_routes:
+    reads = CachedReads(list(spec.cached_routes)) if spec.cached_routes else None
+    if reads is not None:
         app.add_middleware(
             CachedReadMiddleware,
-            routes=list(spec.cached_routes),
+            reads=reads,
             cache=lambda: _cache_of(app),
             settings=lambda: settings,
         )
     app.add_middleware(ConditionalGZipMiddleware, minimum_size=settings.gzip_minimum_size)
     if spec.rate_limited:
-        app.add_middleware(RateLimitMiddleware, state=lambda: _resources(app))
+        # The limiter's round trip to Redis also reads the cache entry a GET will serve.
+        app.add_middleware(RateLimitMiddleware, state=lambda: _resources(app), reads=reads)
     app.add_middleware(
         ServiceMiddleware,
         instance=settings.instance_name,

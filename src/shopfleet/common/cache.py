@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from shopfleet.common.metrics import Metrics
@@ -85,21 +86,27 @@ class ResponseCache:
         self.prefix = key_prefix
         self.local = LocalStore() if not guard.configured else None
         self._flights: dict[str, asyncio.Future[bytes]] = {}
+        # Label children, looked up once per (prefix, result) rather than per request.
+        self._lookups: dict[tuple[str, str], Counter] = {}
         self._read = guard.redis.register_script(_READ_SCRIPT) if guard.redis else None
 
     def _generation_key(self, scope: str) -> str:
         return f"{self.prefix}gen:{scope}"
 
+    def read_keys(self, scope: str, key: str) -> tuple[str, str, str]:
+        """The Redis keys of a read: the generation, and the entry's key around it."""
+        return self._generation_key(scope), f"{self.prefix}{key}@", ""
+
     async def read(self, scope: str, key: str) -> tuple[str, bytes | None]:
         """Return the current generation of `scope` and the entry for `key`, if cached."""
-        head, tail = f"{self.prefix}{key}@", ""
+        generation_key, head, tail = self.read_keys(scope, key)
         if self.local is not None:
-            return self.local.read(self._generation_key(scope), head, tail)
+            return self.local.read(generation_key, head, tail)
         script = self._read
         assert script is not None
 
         async def command(_: Redis) -> tuple[str, bytes | None]:
-            generation, body = await script(keys=[self._generation_key(scope)], args=[head, tail])
+            generation, body = await script(keys=[generation_key], args=[head, tail])
             return generation.decode() if isinstance(generation, bytes) else str(generation), body
 
         return await self.guard.run("cache_read", command, ("", None))
@@ -130,16 +137,31 @@ class ResponseCache:
 
         await self.guard.run("cache_invalidate", command, None)
 
+    def _count(self, key: str, result: str) -> None:
+        label = (_label(key), result)
+        counter = self._lookups.get(label)
+        if counter is None:
+            counter = self._lookups[label] = self.metrics.cache.labels(*label)
+        counter.inc()
+
     async def get_or_load(
-        self, *, scope: str, key: str, ttl: int, load: Callable[[], Awaitable[bytes]]
+        self,
+        *,
+        scope: str,
+        key: str,
+        ttl: int,
+        load: Callable[[], Awaitable[bytes]],
+        known: tuple[str, bytes | None] | None = None,
     ) -> CacheResult:
-        """Serve `key` from the cache or load it once, however many ask at the same time."""
-        label = _label(key)
-        generation, body = await self.read(scope, key)
+        """Serve `key` from the cache or load it once, however many ask at the same time.
+
+        `known`: the generation and entry already read (in the rate limiter's round trip).
+        """
+        generation, body = known if known is not None else await self.read(scope, key)
         if body is not None:
-            self.metrics.cache.labels(label, "hit").inc()
+            self._count(key, "hit")
             return CacheResult(body, hit=True)
-        self.metrics.cache.labels(label, "miss").inc()
+        self._count(key, "miss")
         flight_key = f"{key}@{generation}"
         flight = self._flights.get(flight_key)
         if flight is not None:  # another request of this instance is loading it

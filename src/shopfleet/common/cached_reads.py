@@ -101,42 +101,80 @@ class _NotCacheable(Exception):
         self.messages = messages
 
 
+@dataclass(slots=True)
+class CacheLookup:
+    """The cache read a request will make; `found` once read (in the limiter's round trip)."""
+
+    route: CachedRoute
+    match: re.Match[str]
+    scope: str
+    key: str
+    found: tuple[str, bytes | None] | None = None
+
+
+_LOOKUP_KEY = "shopfleet.cache_lookup"
+
+
+class CachedReads:
+    """Which requests are served from the cache, and under which key."""
+
+    def __init__(self, routes: list[CachedRoute]) -> None:
+        self.routes = routes
+
+    def lookup(self, scope: Scope) -> CacheLookup | None:
+        """The request's cache read, or None when it passes through uncached.
+
+        Decided once per request (the limiter asks first, to read in its round trip);
+        an admin's `no-cache` needs the claims, which the limiter has verified by then.
+        """
+        if _LOOKUP_KEY in scope:
+            found: CacheLookup | None = scope[_LOOKUP_KEY]
+            return found
+        scope[_LOOKUP_KEY] = lookup = self._decide(scope)
+        return lookup
+
+    def _decide(self, scope: Scope) -> CacheLookup | None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return None
+        path = scope["path"]
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                break
+        else:
+            return None
+        if _admin_wants_fresh(scope):
+            # An admin may insist on the database (Cache-Control: no-cache); nothing is stored.
+            return None
+        key = route.key(match, normalise_query(scope["query_string"], route.query))
+        if key is None:
+            return None
+        return CacheLookup(route, match, route.scope(match), key)
+
+
 class CachedReadMiddleware:
     def __init__(
         self,
         app: ASGIApp,
         *,
-        routes: list[CachedRoute],
+        reads: CachedReads,
         cache: Callable[[], ResponseCache | None],
         settings: Callable[[], Any],
     ) -> None:
         self.app = app
-        self.routes = routes
+        self.reads = reads
         self.cache = cache
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache = self.cache()
-        if scope["type"] != "http" or scope["method"] != "GET" or cache is None:
+        lookup = self.reads.lookup(scope) if cache is not None else None
+        if lookup is None:
             await self.app(scope, receive, send)
             return
-        for route in self.routes:
-            match = route.pattern.fullmatch(scope["path"])
-            if match is not None:
-                break
-        else:
-            await self.app(scope, receive, send)
-            return
-        if _admin_wants_fresh(scope):
-            # An admin may insist on the database (Cache-Control: no-cache); nothing is stored.
-            await self.app(scope, receive, send)
-            return
+        assert cache is not None
         # A hit never reaches routing: name the route for the metrics here.
-        scope[ROUTE_TEMPLATE_KEY] = route.template
-        key = route.key(match, normalise_query(scope["query_string"], route.query))
-        if key is None:
-            await self.app(scope, receive, send)
-            return
+        scope[ROUTE_TEMPLATE_KEY] = lookup.route.template
 
         async def load() -> bytes:
             messages: list[Message] = []
@@ -154,13 +192,17 @@ class CachedReadMiddleware:
 
         try:
             result = await cache.get_or_load(
-                scope=route.scope(match), key=key, ttl=route.ttl(self.settings()), load=load
+                scope=lookup.scope,
+                key=lookup.key,
+                ttl=lookup.route.ttl(self.settings()),
+                load=load,
+                known=lookup.found,
             )
         except _NotCacheable as refused:
             for message in refused.messages:
                 await send(dict(message))  # copies: each waiter's layers add their own headers
             return
-        await _send_json(send, result.body, key=key, hit=result.hit)
+        await _send_json(send, result.body, key=lookup.key, hit=result.hit)
 
 
 def _admin_wants_fresh(scope: Scope) -> bool:

@@ -9,7 +9,9 @@ import time
 import uuid
 from typing import Any
 
-from starlette.middleware.gzip import GZipMiddleware
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
@@ -61,6 +63,9 @@ class ServiceMiddleware:
         self.max_body_size = max_body_size
         self.access_log_enabled = access_log_enabled
         self.trace_ids = trace_ids
+        # Label children by their labels: labels() per request costs more than the count.
+        self._in_flight: dict[str, Gauge] = {}
+        self._outcomes: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     @staticmethod
     def _route_template(scope: Scope) -> str:
@@ -116,7 +121,9 @@ class ServiceMiddleware:
             await send_wrapper({"type": "http.response.body", "body": body})
 
         # The route template is known only once routing ran, so in-flight is per method.
-        in_flight = self.metrics.in_flight.labels(method)
+        in_flight = self._in_flight.get(method)
+        if in_flight is None:
+            in_flight = self._in_flight[method] = self.metrics.in_flight.labels(method)
         in_flight.inc()
         try:
             error = self._check_body_headers(scope)
@@ -162,10 +169,16 @@ class ServiceMiddleware:
             in_flight.dec()
             route = self._route_template(scope)
             elapsed = time.perf_counter() - started
-            status_label = str(status)
-            self.metrics.requests.labels(method, route, status_label).inc()
-            self.metrics.latency.labels(method, route, status_label).observe(elapsed)
-            if self.access_log_enabled:
+            outcome = self._outcomes.get((method, route, status))
+            if outcome is None:
+                labels = (method, route, str(status))
+                outcome = self._outcomes[(method, route, status)] = (
+                    self.metrics.requests.labels(*labels),
+                    self.metrics.latency.labels(*labels),
+                )
+            outcome[0].inc()
+            outcome[1].observe(elapsed)
+            if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
                 fields = {
                     "request_id": request_id,
                     "method": method,
@@ -176,7 +189,20 @@ class ServiceMiddleware:
                 }
                 if self.trace_ids:
                     fields["trace_id"] = current_trace_id()
-                access_log.info("request", extra=fields)
+                # What access_log.info(...) does, less looking up the caller's frame: the
+                # line's source is always here, and the lookup costs more than the line.
+                access_log.handle(
+                    access_log.makeRecord(
+                        access_log.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        "request",
+                        (),
+                        None,
+                        extra=fields,
+                    )
+                )
 
     async def _read_limited(self, receive: Receive) -> list[Message] | None:
         """The request's body messages, or None once they pass the size limit."""
@@ -236,14 +262,88 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 class ConditionalGZipMiddleware:
-    """Starlette's GZip, skipped when the client sends `x-no-compression`."""
+    """Starlette's GZip for clients that accept it, unless they send `x-no-compression`.
+
+    Starlette builds a responder per request even for a client that takes no gzip (the
+    gateway never asks for it); that identity case is handled here, its one effect kept:
+    a large enough answer says `Vary: Accept-Encoding`.
+    """
 
     def __init__(self, app: ASGIApp, *, minimum_size: int) -> None:
         self.app = app
+        self.minimum_size = minimum_size
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=6)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _header(scope, b"x-no-compression") is None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        accepted = b""
+        for key, value in scope["headers"]:
+            if key == b"x-no-compression":
+                await self.app(scope, receive, send)
+                return
+            if key == b"accept-encoding" and not accepted:
+                accepted = value  # the first, as Starlette reads it
+        if b"gzip" in bytes(accepted).lower():
             await self.gzip(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _VaryOnEncoding(send, self.minimum_size).send)
+
+
+_NOT_VARYING = frozenset(
+    type_.partition(";")[0].strip().lower() for type_ in DEFAULT_EXCLUDED_CONTENT_TYPES
+)
+
+
+class _VaryOnEncoding:
+    """What Starlette's identity responder does: `Vary: Accept-Encoding` on the answers
+    it would have compressed for a client that asked (not partial, not already encoded,
+    not an excluded type, and not a single body below the minimum size)."""
+
+    __slots__ = ("downstream", "minimum_size", "start", "varies")
+
+    def __init__(self, send: Send, minimum_size: int) -> None:
+        self.downstream = send
+        self.minimum_size = minimum_size
+        self.start: Message | None = None
+        self.varies = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.varies = _may_vary(message)
+            if not self.varies:
+                await self.downstream(message)
+                return
+            self.start = message
+            return
+        start = self.start
+        if start is not None and kind == "http.response.body":
+            self.start = None
+            body = message.get("body", b"")
+            if message.get("more_body", False) or len(body) >= self.minimum_size:
+                MutableHeaders(raw=start["headers"]).add_vary_header("Accept-Encoding")
+            await self.downstream(start)
+        elif start is not None and kind == "http.response.pathsend":
+            self.start = None
+            await self.downstream(start)
+        await self.downstream(message)
+
+
+def _may_vary(start: Message) -> bool:
+    start.setdefault("headers", [])
+    start["headers"] = list(start["headers"])
+    if start["status"] == 206:
+        return False
+    content_type = b""
+    for key, value in start["headers"]:
+        name = key.lower()
+        if name == b"content-encoding":
+            return False
+        if name == b"content-type":
+            content_type = value
+    media = bytes(content_type).decode("latin-1").partition(";")[0].strip().lower()
+    if media.startswith("application/grpc+"):
+        return False
+    return media not in _NOT_VARYING and media.partition("/")[0] + "/*" not in _NOT_VARYING

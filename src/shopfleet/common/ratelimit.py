@@ -21,12 +21,17 @@ from starlette.types import Message, Receive, Scope, Send
 from shopfleet.common.errors import ShopfleetError, problem_bytes
 from shopfleet.common.metrics import Metrics
 from shopfleet.common.redis import RedisGuard
+from shopfleet.common.redis_line import RedisLine
 
 if TYPE_CHECKING:
     from shopfleet.common.app import Resources
+    from shopfleet.common.cached_reads import CachedReads
 
 # KEYS[1]: the client's key. ARGV: emission interval and period, in nanoseconds.
 # Returns {allowed, tat_after - now (ns), retry_after (ns)}; Redis' clock is the one clock.
+# With KEYS[2] (a cache generation) and ARGV[3], ARGV[4] (the entry key around it), an
+# allowed request also gets {generation, entry}: the cache read rides on the same round
+# trip (see cached_reads.CacheLookup).
 _GCRA_SCRIPT = """
 local now_parts = redis.call('TIME')
 -- Seconds since 2023-11 keep nanosecond values well inside a double's exact range.
@@ -41,8 +46,16 @@ if new_tat - period > now then
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000000)
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+if KEYS[2] then
+  local generation = redis.call('GET', KEYS[2]) or '0'
+  return {1, new_tat - now, 0, generation, redis.call('GET', ARGV[3] .. generation .. ARGV[4])}
+end
 return {1, new_tat - now, 0}
 """
+
+# {allowed, used (ns), wait (ns), the cache read (generation, entry) if one was asked for}
+_Answer = tuple[int, int, int, tuple[str, bytes | None] | None]
+_REDIS_DOWN: _Answer = (1, -1, 0, None)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class Decision:
     remaining: int
     reset: int  # seconds until the client's quota is whole again
     retry_after: int  # seconds, when refused
+    # The cache read asked for with the check (generation, entry), when Redis answered it.
+    found: tuple[str, bytes | None] | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         values = [
@@ -96,8 +111,10 @@ class RateLimiter:
         limit: int,
         window: int,
         key_prefix: str,
+        line: RedisLine | None = None,
     ) -> None:
         self.guard = guard
+        self.line = line  # the lean connection for this script (redis_line.py), if any
         self.metrics = metrics
         self.group = group
         self.limit = limit
@@ -108,29 +125,59 @@ class RateLimiter:
         self.prefix = f"{key_prefix}rl:{group}:"
         self.local = _LocalGCRA() if not guard.configured else None
         self._script = guard.redis.register_script(_GCRA_SCRIPT) if guard.redis else None
+        # Label children resolved once: a labels() lookup per request adds up.
+        decisions = metrics.rate_limit_decisions
+        self._allowed = decisions.labels(group, "allowed")
+        self._rejected = decisions.labels(group, "rejected")
+        self._failed_open = decisions.labels(group, "failed_open")
+        self._rejections = metrics.rate_limited.labels(group)
 
-    async def check(self, client: str) -> Decision:
-        """Count one request of `client`; fail open (allow) when Redis is down."""
+    async def check(
+        self, client: str, *, read_keys: tuple[str, str, str] | None = None
+    ) -> Decision:
+        """Count one request of `client`; fail open (allow) when Redis is down.
+
+        `read_keys` (ResponseCache.read_keys): read that cache entry in the same round trip.
+        """
         key = self.prefix + client
+        found: tuple[str, bytes | None] | None = None
         if self.local is not None:
             allowed, used, wait = self.local.check(key, self.interval, self.period)
         else:
             script = self._script
             assert script is not None
+            keys: list[str] = [key]
+            args: list[int | str] = [self.interval, self.period]
+            if read_keys is not None:
+                keys.append(read_keys[0])
+                args += read_keys[1:]
 
-            async def command(_: Redis) -> tuple[int, int, int]:
-                result = await script(keys=[key], args=[self.interval, self.period])
-                return int(result[0]), int(result[1]), int(result[2])
+            line = self.line
 
-            allowed, used, wait = await self.guard.run("rate_limit", command, (1, -1, 0))
+            async def command(_: Redis) -> _Answer:
+                if line is not None:
+                    result = await line.run_script(script.sha, _GCRA_SCRIPT, keys, args)
+                else:
+                    result = await script(keys=keys, args=args)
+                read = None
+                if len(result) > 3:
+                    generation = result[3]
+                    read = (
+                        generation.decode() if isinstance(generation, bytes) else str(generation),
+                        result[4],
+                    )
+                return int(result[0]), int(result[1]), int(result[2]), read
+
+            operation = "rate_limit" if read_keys is None else "rate_limit_cache_read"
+            allowed, used, wait, found = await self.guard.run(operation, command, _REDIS_DOWN)
             if used < 0:  # Redis down: fail open, without inventing numbers
-                self.metrics.rate_limit_decisions.labels(self.group, "failed_open").inc()
+                self._failed_open.inc()
                 return Decision(True, self.limit, self.limit, 0, 0)
-        if not allowed:
-            self.metrics.rate_limited.labels(self.group).inc()
-        self.metrics.rate_limit_decisions.labels(
-            self.group, "allowed" if allowed else "rejected"
-        ).inc()
+        if allowed:
+            self._allowed.inc()
+        else:
+            self._rejections.inc()
+            self._rejected.inc()
         remaining = max(0, math.floor((self.period - used) / self.interval))
         return Decision(
             allowed=bool(allowed),
@@ -138,6 +185,7 @@ class RateLimiter:
             remaining=remaining if allowed else 0,
             reset=math.ceil(used / 1_000_000_000),
             retry_after=max(1, math.ceil(wait / 1_000_000_000)),
+            found=found,
         )
 
 
@@ -169,9 +217,16 @@ class ClientAddress:
 class RateLimitMiddleware:
     """Limit every /v1/ request of a service; answer 429 problems with Retry-After."""
 
-    def __init__(self, app: Any, *, state: Callable[[], Resources | None]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        state: Callable[[], Resources | None],
+        reads: CachedReads | None = None,
+    ) -> None:
         self.app = app
         self.state = state  # the app's Resources, available once the lifespan ran
+        self.reads = reads  # the service's cached reads, read in the limiter's round trip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         resources = self.state() if scope["type"] == "http" else None
@@ -181,7 +236,17 @@ class RateLimitMiddleware:
             return
         assert resources is not None
         client = await self._client_key(scope, resources)
-        decision = await limiter.check(client)
+        lookup = None
+        if self.reads is not None and resources.cache is not None:
+            lookup = self.reads.lookup(scope)
+        if lookup is None:
+            decision = await limiter.check(client)
+        else:
+            assert resources.cache is not None
+            decision = await limiter.check(
+                client, read_keys=resources.cache.read_keys(lookup.scope, lookup.key)
+            )
+            lookup.found = decision.found
         if not decision.allowed:
             body = problem_bytes(429, "Too many requests; slow down.")
             await send(

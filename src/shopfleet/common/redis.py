@@ -86,6 +86,9 @@ class RedisGuard:
             )
             self.failures = 0
             self.down_since = None
+            # The pool's idle connections predate the outage (and may not have been tried
+            # during it: the rate limiter has its own connection), so they are stale.
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
         return result
 
     def _failed(self, operation: str, exc: BaseException) -> None:

@@ -69,7 +69,8 @@ def request_header_maps() -> list[str]:
         variable = name.lower().replace("-", "_")
         lines += block(
             f"map $upstream_cache_status $shopfleet_{variable}",
-            [f"default $upstream_http_{variable};", '"~^(HIT|STALE|UPDATING)$" "";'],
+            # Exact values (a hash lookup on every hit), not a regex over the status.
+            [f"default $upstream_http_{variable};", 'HIT "";', 'STALE "";', 'UPDATING "";'],
         )
     return lines
 
