@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import httpx
 import pytest
 
@@ -178,3 +181,78 @@ async def test_a_cancelled_trial_call_lets_the_next_probe_out() -> None:
     assert (await client.request("products", "GET", "/internal/x")).status_code == 200
     assert breaker.state is BreakerState.CLOSED
     await client.aclose()
+
+
+async def _http_peer(
+    answers: list[bytes],
+) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A real HTTP/1.1 peer on a socket: answers in turn, keeps connections alive.
+
+    The returned list gets b"CONNECT" for each new connection and each request's bytes.
+    """
+    requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(b"CONNECT")
+        while answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"content-length:")),
+                0,
+            )  # fmt: skip
+            requests.append(head + await reader.readexactly(length))
+            writer.write(answers.pop(0))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], requests
+
+
+def _answer(status: int, body: bytes) -> bytes:
+    reason = {200: b"OK", 503: b"Service Unavailable"}[status]
+    return b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n%s" % (status, reason, len(body), body)
+
+
+async def test_the_default_transport_talks_to_a_real_socket() -> None:
+    """Without a test transport the client goes over TCP: credential, body, keep-alive."""
+    answers = [_answer(503, b""), _answer(200, b'{"ok":true}'), _answer(200, b"{}")]
+    server, port, requests = await _http_peer(answers)
+    client = ServiceClient(
+        Settings(service="orders", internal_url=f"http://127.0.0.1:{port}"),
+        Metrics(),
+        internal_token="secret-token",
+    )
+    try:
+        # A 503 is retried (an idempotent call) and the retry is answered on the same socket.
+        response = await client.request("products", "POST", "/internal/r", json={"a": 1},
+                                        idempotent=True)  # fmt: skip
+        assert response.status_code == 200 and response.json() == {"ok": True}
+        assert (await client.request("products", "GET", "/internal/s")).status_code == 200
+        assert requests[0] == b"CONNECT" and b"CONNECT" not in requests[1:]  # one socket
+        calls = requests[1:]
+        assert len(calls) == 3
+        assert all(b"x-internal-token: secret-token" in call.lower() for call in calls)
+        assert calls[1].startswith(b"POST /internal/r ") and calls[1].endswith(b'{"a":1}')
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_default_transport_counts_a_refused_connection_as_a_failure() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = ServiceClient(
+        Settings(service="orders", internal_url=f"http://127.0.0.1:{port}", breaker_min_calls=1),
+        Metrics(),
+        internal_token=None,
+    )
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await client.request("products", "POST", "/internal/r", json={})
+        assert client.breaker("products").state is BreakerState.OPEN
+    finally:
+        await client.aclose()

@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     RowMapping,
+    Table,
     bindparam,
     exists,
     func,
@@ -61,13 +62,20 @@ class PricedStock:
     stock: int
 
 
-# Built once (an expanding IN of bound ids): no statement construction or cache key per call.
+# The reservation path runs Core statements on the session's connection (the same
+# transaction): the ORM's statement handling (annotations, bulk-insert bookkeeping) cost
+# more than the SQL. Built once (an expanding IN of bound ids): no statement
+# construction per call.
+_PRODUCTS = cast(Table, Product.__table__)
+_RESERVATIONS = cast(Table, Reservation.__table__)
+_LINES = cast(Table, ReservationLine.__table__)
 _LOCK_FOR_RESERVATION = (
-    select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
-    .where(Product.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Product.id)
+    select(_PRODUCTS.c.id, _PRODUCTS.c.sku, _PRODUCTS.c.name, _PRODUCTS.c.price_cents,
+           _PRODUCTS.c.stock)
+    .where(_PRODUCTS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_PRODUCTS.c.id)
     .with_for_update()
-)
+)  # fmt: skip
 
 
 async def lock_for_reservation(
@@ -78,7 +86,8 @@ async def lock_for_reservation(
     One round trip gives the stock to check and the price snapshot to answer; the id
     order is the lock order every reservation and release uses, so they never deadlock.
     """
-    rows = await session.execute(_LOCK_FOR_RESERVATION, {"ids": sorted(ids)})
+    connection = await session.connection()
+    rows = await connection.execute(_LOCK_FOR_RESERVATION, {"ids": sorted(ids)})
     return {row.id: PricedStock(row.sku, row.name, row.price_cents, row.stock) for row in rows}
 
 
@@ -118,23 +127,20 @@ class ReservedItem:
     unit_price_cents: int | None = None
 
 
+_GET_RESERVATION = (
+    select(_RESERVATIONS.c.status, _LINES.c.product_id, _LINES.c.quantity, _LINES.c.sku,
+           _LINES.c.name, _LINES.c.unit_price_cents)
+    .select_from(_RESERVATIONS.outerjoin(_LINES, _LINES.c.order_id == _RESERVATIONS.c.order_id))
+    .where(_RESERVATIONS.c.order_id == bindparam("order_id"))
+)  # fmt: skip
+
+
 async def get_reservation(
     session: AsyncSession, order_id: uuid.UUID
 ) -> tuple[str, dict[uuid.UUID, ReservedItem]] | None:
     """Return a reservation's status and its lines (by product id), in one round trip."""
-    statement = (
-        select(
-            Reservation.status,
-            ReservationLine.product_id,
-            ReservationLine.quantity,
-            ReservationLine.sku,
-            ReservationLine.name,
-            ReservationLine.unit_price_cents,
-        )
-        .outerjoin(ReservationLine, ReservationLine.order_id == Reservation.order_id)
-        .where(Reservation.order_id == order_id)
-    )
-    rows = (await session.execute(statement)).all()
+    connection = await session.connection()
+    rows = (await connection.execute(_GET_RESERVATION, {"order_id": order_id})).all()
     if not rows:
         return None
     lines = {
@@ -148,7 +154,7 @@ async def get_reservation(
 def _claim_statement(insert_for_dialect: Any) -> Any:
     # Built once per dialect with bound values: no statement building or cache key per call.
     return (
-        insert_for_dialect(Reservation)
+        insert_for_dialect(_RESERVATIONS)
         .values(
             order_id=bindparam("order_id"),
             status=bindparam("status"),
@@ -156,7 +162,7 @@ def _claim_statement(insert_for_dialect: Any) -> Any:
             updated_at=bindparam("now"),
         )
         .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(Reservation.order_id)
+        .returning(_RESERVATIONS.c.order_id)
     )
 
 
@@ -174,16 +180,21 @@ async def claim_reservation(
     On PostgreSQL a concurrent insert of the same order id makes this wait for that
     transaction, then do nothing if it committed: no savepoint, no IntegrityError.
     """
-    statement = _CLAIM[session.get_bind().dialect.name]
+    connection = await session.connection()
+    statement = _CLAIM[connection.dialect.name]
     params = {"order_id": order_id, "status": status, "now": now}
-    return (await session.execute(statement, params)).first() is not None
+    return (await connection.execute(statement, params)).first() is not None
+
+
+_INSERT_LINES = insert(_LINES)
 
 
 async def insert_reservation_lines(
     session: AsyncSession, order_id: uuid.UUID, lines: Mapping[uuid.UUID, ReservedItem]
 ) -> None:
-    await session.execute(
-        insert(ReservationLine),
+    connection = await session.connection()
+    await connection.execute(
+        _INSERT_LINES,
         [
             {
                 "order_id": order_id,
@@ -198,13 +209,15 @@ async def insert_reservation_lines(
     )
 
 
+_MARK_RELEASED = (
+    update(_RESERVATIONS)
+    .where(_RESERVATIONS.c.order_id == bindparam("oid"), _RESERVATIONS.c.status == "reserved")
+    .values(status="released", updated_at=bindparam("now"))
+)
+
+
 async def mark_released(session: AsyncSession, order_id: uuid.UUID, *, now: datetime) -> bool:
     """Flip a reservation from reserved to released; True only for the one caller who did."""
-    statement = (
-        update(Reservation)
-        .where(Reservation.order_id == order_id, Reservation.status == "reserved")
-        .values(status="released", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    result: Any = await session.execute(statement)
+    connection = await session.connection()
+    result = await connection.execute(_MARK_RELEASED, {"oid": order_id, "now": now})
     return bool(result.rowcount == 1)
