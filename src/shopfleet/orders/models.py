@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -77,9 +79,9 @@ class OrderLine(Base):
 class IdempotencyKey(Base):
     """A client's Idempotency-Key and the answer it got, so a repeat gets the same one.
 
-    `response_status` is NULL while a request is working on the order, 503 when the last
-    attempt gave up before the order was resolved (a repeat may resume it), and the final
-    status code (with `response_body`) once the order left `pending`.
+    `response_status` is the final status code (with `response_body`) once the order left
+    `pending`, NULL until then. `gave_up` is true while no request is working on a pending
+    order because the last attempt ended before it was settled: a repeat may resume it.
     """
 
     __tablename__ = "idempotency_keys"
@@ -92,5 +94,6 @@ class IdempotencyKey(Base):
         ForeignKey("orders.id", ondelete="CASCADE"), index=True
     )
     response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    gave_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -137,24 +137,19 @@ _PRICE_LINE = (
 )
 
 
-async def set_key_response_status(
-    session: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    key: str,
-    new: int | None,
-    expected: int | None,
+async def set_key_gave_up(
+    session: AsyncSession, *, user_id: uuid.UUID, key: str, gave_up: bool
 ) -> bool:
-    """Compare-and-set the in-flight marker of an idempotency record."""
-    current = (
-        IdempotencyKey.response_status.is_(None)
-        if expected is None
-        else IdempotencyKey.response_status == expected
-    )
+    """Compare-and-set whether the last attempt on an unanswered key gave up."""
     result = await session.execute(
         update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key, current)
-        .values(response_status=new)
+        .where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+            IdempotencyKey.gave_up.is_(not gave_up),
+        )
+        .values(gave_up=gave_up)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

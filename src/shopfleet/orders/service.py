@@ -57,8 +57,6 @@ from shopfleet.orders.schemas import OrderCreate
 log = logging.getLogger("shopfleet.orders")
 # How long a repeat waits for the request that holds its key (below the 30 s request timeout).
 REPLAY_WAIT_SECONDS = 10.0
-# What the key's record holds when the last attempt ended before the order was settled.
-GAVE_UP = 503
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outco
             log.warning("could not record an order's outcome", extra={"order_id": str(order.id)})
         if key is not None:
             with contextlib.suppress(SQLAlchemyError):
-                await _mark_key(ctx, user_id=order.user_id, key=key, new=GAVE_UP, expected=None)
+                await _mark_gave_up(ctx, user_id=order.user_id, key=key, gave_up=True)
         # An open breaker knows when products is worth asking again: pass that on.
         retry_after = (
             exc.headers.get("Retry-After", "5") if isinstance(exc, ShopfleetError) else "5"
@@ -220,7 +218,7 @@ async def _current_outcome(ctx: OrdersContext, *, order_id: uuid.UUID) -> Outcom
         async with ctx.sessionmaker() as db:
             order = await repository.get_order(db, order_id)
             record = await repository.get_idempotency_key_of_order(db, order_id=order_id)
-    if record is not None and record.response_status not in (None, GAVE_UP):
+    if record is not None and record.response_status is not None:
         return Outcome(record.response_status, record.response_body or {})
     return None if order is None else outcome_of(order)
 
@@ -231,13 +229,11 @@ async def _load_key(ctx: OrdersContext, *, user_id: uuid.UUID, key: str) -> Idem
             return await repository.get_idempotency_key(db, user_id=user_id, key=key)
 
 
-async def _mark_key(
-    ctx: OrdersContext, *, user_id: uuid.UUID, key: str, new: int | None, expected: int | None
-) -> bool:
+async def _mark_gave_up(ctx: OrdersContext, *, user_id: uuid.UUID, key: str, gave_up: bool) -> bool:
     with transaction_intent(writes=True):
         async with ctx.sessionmaker() as db:
-            changed = await repository.set_key_response_status(
-                db, user_id=user_id, key=key, new=new, expected=expected
+            changed = await repository.set_key_gave_up(
+                db, user_id=user_id, key=key, gave_up=gave_up
             )
             await db.commit()
             return changed
@@ -252,11 +248,11 @@ async def _replay(ctx: OrdersContext, *, record: IdempotencyKey, digest: str) ->
     delay = 0.02
     current: IdempotencyKey | None = record
     while current is not None:
-        if current.response_status not in (None, GAVE_UP):
+        if current.response_status is not None:
             ctx.metrics.replays.inc()
             return Outcome(current.response_status, current.response_body or {}, replayed=True)
-        if current.response_status == GAVE_UP and await _mark_key(
-            ctx, user_id=record.user_id, key=record.key, new=None, expected=GAVE_UP
+        if current.gave_up and await _mark_gave_up(
+            ctx, user_id=record.user_id, key=record.key, gave_up=False
         ):
             # The first attempt gave up (products was down); this repeat resumes the saga.
             return await _resume(ctx, record=record)
