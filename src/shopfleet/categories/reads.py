@@ -9,9 +9,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopfleet.categories.models import Category
-from shopfleet.categories.schemas import is_slug
 from shopfleet.common.reads import optional_str, read_connection, rfc3339
 from shopfleet.common.schemas import parse_id
+from shopfleet.contracts.categories import is_slug
 
 _COLUMNS = (
     Category.id,

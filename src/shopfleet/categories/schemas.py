@@ -10,10 +10,8 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from shopfleet.common.schemas import SAFE_TEXT, ApiModel, Name, Timestamp
+from shopfleet.contracts.categories import SLUG_MAX_LENGTH, SLUG_PATTERN
 
-SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-SLUG_MAX_LENGTH = 200
-_SLUG = re.compile(SLUG_PATTERN)
 _NOT_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
 Slug = Annotated[
@@ -30,10 +28,6 @@ def slugify(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = _NOT_SLUG_CHARS.sub("-", folded.lower()).strip("-")
     return slug[:SLUG_MAX_LENGTH].rstrip("-")
-
-
-def is_slug(value: str) -> bool:
-    return len(value) <= SLUG_MAX_LENGTH and _SLUG.match(value) is not None
 
 
 class CategoryCreate(ApiModel):

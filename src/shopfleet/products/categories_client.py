@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from shopfleet.contracts.categories import Category
 
 TARGET = "categories"
 UNEXPECTED = "The categories service gave an unexpected answer."
-_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class UnknownCategory(Unprocessable):
@@ -66,7 +64,7 @@ class CategoriesClient:
             return uuid.UUID(id_or_slug)
         except ValueError:
             pass
-        if not _SLUG.match(id_or_slug):
+        if not contract.is_slug(id_or_slug):
             return None
         try:
             return await self._fetch(id_or_slug)
