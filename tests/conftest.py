@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Databases, Platform, running_platform
+from tests.support import Databases, MakePlatform, Platform, running_platform
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -18,12 +19,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     They install PM2 and Podman and build images: scripts/ci-containers runs them with
     SHOPFLEET_CONTAINER_TESTS=1 as a CI step of their own.
     """
-    if os.environ.get("SHOPFLEET_CONTAINER_TESTS") == "1":
-        return
-    live = [item for item in items if item.get_closest_marker("deploy_live")]
-    if live:
-        config.hook.pytest_deselected(items=live)
-        items[:] = [item for item in items if not item.get_closest_marker("deploy_live")]
+    if os.environ.get("SHOPFLEET_CONTAINER_TESTS") != "1":
+        live = [item for item in items if item.get_closest_marker("deploy_live")]
+        if live:
+            config.hook.pytest_deselected(items=live)
+            items[:] = [item for item in items if not item.get_closest_marker("deploy_live")]
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The pytest-xdist worker group (`--dist loadgroup`, scripts/test) an item runs in.
+
+    A module stays on one worker, so its module-scoped platforms start once. Every test
+    that starts real processes (marker e2e) shares one group: two full local runs at once
+    would fight over the two cores and PostgreSQL's shared connection budget, while the
+    in-process tests fill the other worker meanwhile.
+    """
+    if item.get_closest_marker("e2e") or item.get_closest_marker("deploy_live"):
+        return "processes"
+    return item.nodeid.split("::", 1)[0]
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +54,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_platform(databases: Databases, backend: str, tmp_path: Path) -> Any:
+def make_platform(databases: Databases, backend: str, tmp_path: Path) -> MakePlatform:
     """`async with make_platform("auth", "users") as p:` starts those services in-process."""
 
-    def _make(*services: str, **overrides: Any) -> Any:
+    def _make(*services: str, **overrides: Any) -> contextlib.AbstractAsyncContextManager[Platform]:
         return running_platform(databases, backend, tmp_path, services, **overrides)
 
     return _make

@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shopfleet.common.app import Resources
 from shopfleet.common.migrations import migrate
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.services import app_factory
@@ -48,6 +49,20 @@ PUBLIC_PEM = (
 )
 INTERNAL_TOKEN = uuid.uuid4().hex
 SCHEMA_PREFIX = f"t{uuid.uuid4().hex[:8]}_"
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10, every: float = 0.02
+) -> None:
+    """Poll `check` until it holds; fail with its name once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if outcome if isinstance(outcome, bool) else await outcome:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{getattr(check, '__name__', check)} not true in {timeout} s")
+        await asyncio.sleep(every)
 
 
 def free_port() -> int:
@@ -166,7 +181,8 @@ class MeshTransport(httpx.AsyncBaseTransport):
     """Routes /v1/<service>/... and /internal/<service>/... to in-process apps, like the gateway."""
 
     def __init__(self) -> None:
-        self.apps: dict[str, httpx.ASGITransport] = {}
+        # Each service's app; tests may put a faulty transport in one's place.
+        self.apps: dict[str, httpx.AsyncBaseTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")
@@ -204,13 +220,30 @@ class Platform:
     # The in-process network; tests may wrap a service's transport to inject faults.
     mesh: MeshTransport = field(default_factory=MeshTransport)
 
-    def resources(self, service: str) -> Any:
-        return self.apps[service].state.resources
+    def resources(self, service: str) -> Resources:
+        resources: Resources = self.apps[service].state.resources
+        return resources
 
     def instance_client(self, service: str) -> httpx.AsyncClient:
         """A client for one instance's own port (health, metrics, docs)."""
         transport = httpx.ASGITransport(app=self.apps[service])
         return httpx.AsyncClient(transport=transport, base_url=f"http://{service}")
+
+
+P = TypeVar("P", bound=Platform)
+
+
+def with_fields(platform: Platform, cls: type[P], **values: Any) -> P:
+    """The same running platform as a subclass with a fixture's typed extras (admin, rows)."""
+    return cls(**vars(platform), **values)
+
+
+class MakePlatform(Protocol):
+    """The `make_platform` fixture: `async with make_platform("auth", "users") as p:`."""
+
+    def __call__(
+        self, *services: str, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[Platform]: ...
 
 
 @contextlib.asynccontextmanager

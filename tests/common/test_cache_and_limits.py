@@ -36,7 +36,8 @@ async def list_items(request: Request, page: int = 1) -> dict[str, Any]:
 @router.get("/v1/auth/items/{item_id}")
 async def get_item(item_id: str, request: Request) -> dict[str, Any]:
     request.app.state.loads += 1
-    return STORE[request.app.state.ns].get(item_id, {"id": item_id, "name": None})
+    item: dict[str, Any] = STORE[request.app.state.ns].get(item_id, {"id": item_id, "name": None})
+    return item
 
 
 @router.put("/v1/auth/items/{item_id}")
@@ -212,7 +213,7 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
 
     def monitor() -> None:
         connection = sync_redis.Redis(port=server.port)
-        with connection.monitor() as m:
+        with connection.monitor() as m:  # type: ignore[no-untyped-call]
             for command in m.listen():
                 seen.append(command["command"].split(" ")[0].upper().strip('"'))
                 if stop.is_set():
