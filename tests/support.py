@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shopfleet.common.app import Resources
 from shopfleet.common.migrations import migrate
@@ -131,6 +131,8 @@ class Databases:
         self.sqlite_templates: dict[str, Path] = {}
         self.pg_ready: set[str] = set()
         self.lock = asyncio.Lock()
+        # One connection for the whole session empties the tables between tests.
+        self.cleaner: AsyncEngine | None = None
 
     async def prepare(self, service: str, backend: str, data_dir: Path) -> None:
         async with self.lock:
@@ -154,9 +156,13 @@ class Databases:
         if service not in self.pg_ready:
             await migrate(settings, service)
             self.pg_ready.add(service)
-        await truncate_postgres(service)
+        if self.cleaner is None:
+            self.cleaner = create_async_engine(POSTGRES_URL, pool_size=1, max_overflow=0)
+        await empty_postgres(self.cleaner, service)
 
     async def drop_postgres(self) -> None:
+        if self.cleaner is not None:
+            await self.cleaner.dispose()
         if not self.pg_ready:
             return
         engine = create_async_engine(POSTGRES_URL)
@@ -168,13 +174,18 @@ class Databases:
         await engine.dispose()
 
 
-async def truncate_postgres(service: str) -> None:
+async def empty_postgres(engine: AsyncEngine, service: str) -> None:
+    """Delete every row of a service's tables, children first.
+
+    DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE's new files and
+    exclusive locks cost ~10x more per test (tens of ms against a few on this machine).
+    """
     metadata = importlib.import_module(f"shopfleet.{service}.models").Base.metadata
-    tables = ", ".join(f'"{SCHEMA_PREFIX}{service}"."{t.name}"' for t in metadata.sorted_tables)
-    engine = create_async_engine(POSTGRES_URL)
+    schema = {None: f"{SCHEMA_PREFIX}{service}"}
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    await engine.dispose()
+        in_schema = await connection.execution_options(schema_translate_map=schema)
+        for table in reversed(metadata.sorted_tables):
+            await in_schema.execute(table.delete())
 
 
 class MeshTransport(httpx.AsyncBaseTransport):
