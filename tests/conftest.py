@@ -31,14 +31,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def xdist_group(item: pytest.Item) -> str:
     """The pytest-xdist worker group (`--dist loadgroup`, scripts/test) an item runs in.
 
-    A module stays on one worker, so its module-scoped platforms start once. Every test
-    that starts real processes (marker e2e) shares one group: two full local runs at once
-    would fight over the two cores and PostgreSQL's shared connection budget, while the
-    in-process tests fill the other worker meanwhile.
+    A module stays on one worker, so its module-scoped platforms start once. The full local
+    runs (tests/e2e, the bench smoke test: a gateway and 13+ instances each) share one
+    group: two at once would fight over the two cores and PostgreSQL's shared connection
+    budget, while every other test fills the other worker meanwhile.
     """
-    if item.get_closest_marker("e2e") or item.get_closest_marker("deploy_live"):
-        return "processes"
-    return item.nodeid.split("::", 1)[0]
+    path = item.nodeid.split("::", 1)[0]
+    if path.startswith(FULL_LOCAL_RUNS):
+        return "full-local-runs"
+    return path
+
+
+FULL_LOCAL_RUNS = ("tests/e2e/", "tests/bench/test_bench_quick.py")
 
 
 @pytest.fixture(scope="session")
