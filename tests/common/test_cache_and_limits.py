@@ -20,7 +20,7 @@ from shopfleet.common.app import ServiceSpec, create_service_app
 from shopfleet.common.cached_reads import CachedRoute, int_value
 from shopfleet.common.database import SessionDep, after_commit
 from tests.common.redis_support import private_redis
-from tests.support import REDIS_URL, base_settings
+from tests.support import REDIS_URL, base_settings, eventually
 
 STORE: dict[str, dict[str, Any]] = {}
 router = APIRouter()
@@ -194,7 +194,8 @@ async def test_redis_outage_degrades_and_recovers(
             metrics = (await client.get("/metrics")).text
             assert "redis_errors_total" in metrics
             server.start()  # same port, empty data
-            await asyncio.sleep(3.2)  # past the longest backoff
+            # Until the guard's backoff (up to 3 s) lets a request try Redis again.
+            await eventually(app.state.resources.redis_guard.available, timeout=5)
             await client.get("/v1/auth/items/z")
             after = await client.get("/v1/auth/items/z")
             assert after.headers["x-cache"] == "HIT"
@@ -210,10 +211,12 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
     server.start()
     seen: list[str] = []
     stop = threading.Event()
+    listening = threading.Event()
 
     def monitor() -> None:
         connection = sync_redis.Redis(port=server.port)
         with connection.monitor() as m:  # type: ignore[no-untyped-call]
+            listening.set()  # the server has answered MONITOR
             for command in m.listen():
                 seen.append(command["command"].split(" ")[0].upper().strip('"'))
                 if stop.is_set():
@@ -221,7 +224,7 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
 
     thread = threading.Thread(target=monitor, daemon=True)
     thread.start()
-    await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(listening.wait, 5)
     try:
         async with instance(tmp_path, ns, redis_url=server.url) as client:
             await client.get("/v1/auth/items/w")
