@@ -67,6 +67,9 @@ def make_platform(databases: Databases, backend: str, tmp_path: Path) -> MakePla
     return _make
 
 
+PASSWORD = "correct-horse-1"
+
+
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
@@ -75,7 +78,7 @@ async def register(
     client: httpx.AsyncClient,
     *,
     email: str | None = None,
-    password: str = "correct-horse-1",
+    password: str = PASSWORD,
     name: str = "Test User",
 ) -> dict[str, Any]:
     response = await client.post(
@@ -88,28 +91,31 @@ async def register(
 
 
 async def make_admin(platform: Platform, *, email: str | None = None) -> dict[str, Any]:
-    """Register an account, promote it through auth's service layer, and sign it in again."""
+    """An admin signed in through auth's service layer: the token pair login would answer.
+
+    Tests about something else need an admin, not the HTTP round trips of registering
+    and signing in (tests/auth covers those).
+    """
     from shopfleet.auth import service as auth_service
+    from shopfleet.auth.schemas import TokenPair, UserPublic
     from shopfleet.auth.service import AuthContext
 
-    email = email or unique_email("admin")
-    await register(platform.client, email=email)
     resources = platform.resources("auth")
+    ctx = resources.state(AuthContext)
+    email = email or unique_email("admin")
     async with resources.sessionmaker() as db:
         await auth_service.ensure_admin(
-            db=db,
-            passwords=resources.state(AuthContext).passwords,
-            email=email,
-            password="unused-here",
-            name="Admin",
+            db=db, passwords=ctx.passwords, email=email, password=PASSWORD, name="Test User"
         )
+        issued = await auth_service.login(db=db, ctx=ctx, email=email, password=PASSWORD)
         await db.commit()
-    response = await platform.client.post(
-        "/v1/auth/login", json={"email": email, "password": "correct-horse-1"}
+    pair = TokenPair(
+        user=UserPublic.model_validate(issued.account),
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
     )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return pair.model_dump(mode="json", by_alias=True)
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
