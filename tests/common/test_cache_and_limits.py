@@ -211,12 +211,10 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
     server.start()
     seen: list[str] = []
     stop = threading.Event()
-    listening = threading.Event()
 
     def monitor() -> None:
         connection = sync_redis.Redis(port=server.port)
         with connection.monitor() as m:  # type: ignore[no-untyped-call]
-            listening.set()  # the server has answered MONITOR
             for command in m.listen():
                 seen.append(command["command"].split(" ")[0].upper().strip('"'))
                 if stop.is_set():
@@ -224,7 +222,13 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
 
     thread = threading.Thread(target=monitor, daemon=True)
     thread.start()
-    assert await asyncio.to_thread(listening.wait, 5)
+    marker = sync_redis.Redis(port=server.port)
+
+    def monitoring() -> bool:
+        marker.echo("monitoring?")
+        return "ECHO" in seen
+
+    await eventually(monitoring)  # the monitor sees commands from here on
     try:
         async with instance(tmp_path, ns, redis_url=server.url) as client:
             await client.get("/v1/auth/items/w")
