@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shopfleet.common.app import Resources
 from shopfleet.common.migrations import migrate
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.services import app_factory
@@ -48,6 +49,20 @@ PUBLIC_PEM = (
 )
 INTERNAL_TOKEN = uuid.uuid4().hex
 SCHEMA_PREFIX = f"t{uuid.uuid4().hex[:8]}_"
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10, every: float = 0.02
+) -> None:
+    """Poll `check` until it holds; fail with its name once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if outcome if isinstance(outcome, bool) else await outcome:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{getattr(check, '__name__', check)} not true in {timeout} s")
+        await asyncio.sleep(every)
 
 
 def free_port() -> int:
@@ -116,6 +131,8 @@ class Databases:
         self.sqlite_templates: dict[str, Path] = {}
         self.pg_ready: set[str] = set()
         self.lock = asyncio.Lock()
+        # One connection for the whole session empties the tables between tests.
+        self.cleaner: AsyncEngine | None = None
 
     async def prepare(self, service: str, backend: str, data_dir: Path) -> None:
         async with self.lock:
@@ -139,9 +156,13 @@ class Databases:
         if service not in self.pg_ready:
             await migrate(settings, service)
             self.pg_ready.add(service)
-        await truncate_postgres(service)
+        if self.cleaner is None:
+            self.cleaner = create_async_engine(POSTGRES_URL, pool_size=1, max_overflow=0)
+        await empty_postgres(self.cleaner, service)
 
     async def drop_postgres(self) -> None:
+        if self.cleaner is not None:
+            await self.cleaner.dispose()
         if not self.pg_ready:
             return
         engine = create_async_engine(POSTGRES_URL)
@@ -153,20 +174,26 @@ class Databases:
         await engine.dispose()
 
 
-async def truncate_postgres(service: str) -> None:
+async def empty_postgres(engine: AsyncEngine, service: str) -> None:
+    """Delete every row of a service's tables, children first.
+
+    DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE's new files and
+    exclusive locks cost ~10x more per test (tens of ms against a few on this machine).
+    """
     metadata = importlib.import_module(f"shopfleet.{service}.models").Base.metadata
-    tables = ", ".join(f'"{SCHEMA_PREFIX}{service}"."{t.name}"' for t in metadata.sorted_tables)
-    engine = create_async_engine(POSTGRES_URL)
+    schema = {None: f"{SCHEMA_PREFIX}{service}"}
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    await engine.dispose()
+        in_schema = await connection.execution_options(schema_translate_map=schema)
+        for table in reversed(metadata.sorted_tables):
+            await in_schema.execute(table.delete())
 
 
 class MeshTransport(httpx.AsyncBaseTransport):
     """Routes /v1/<service>/... and /internal/<service>/... to in-process apps, like the gateway."""
 
     def __init__(self) -> None:
-        self.apps: dict[str, httpx.ASGITransport] = {}
+        # Each service's app; tests may put a faulty transport in one's place.
+        self.apps: dict[str, httpx.AsyncBaseTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")
@@ -204,13 +231,30 @@ class Platform:
     # The in-process network; tests may wrap a service's transport to inject faults.
     mesh: MeshTransport = field(default_factory=MeshTransport)
 
-    def resources(self, service: str) -> Any:
-        return self.apps[service].state.resources
+    def resources(self, service: str) -> Resources:
+        resources: Resources = self.apps[service].state.resources
+        return resources
 
     def instance_client(self, service: str) -> httpx.AsyncClient:
         """A client for one instance's own port (health, metrics, docs)."""
         transport = httpx.ASGITransport(app=self.apps[service])
         return httpx.AsyncClient(transport=transport, base_url=f"http://{service}")
+
+
+P = TypeVar("P", bound=Platform)
+
+
+def with_fields(platform: Platform, cls: type[P], **values: Any) -> P:
+    """The same running platform as a subclass with a fixture's typed extras (admin, rows)."""
+    return cls(**vars(platform), **values)
+
+
+class MakePlatform(Protocol):
+    """The `make_platform` fixture: `async with make_platform("auth", "users") as p:`."""
+
+    def __call__(
+        self, *services: str, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[Platform]: ...
 
 
 @contextlib.asynccontextmanager

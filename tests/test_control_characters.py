@@ -20,6 +20,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.core.result import Ok
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -161,6 +162,7 @@ def test_no_control_character_reaches_the_database(
     failures: list[str] = []
     poisoned_requests = 0
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
 
         @given(case=operation.as_strategy(), data=st.data())

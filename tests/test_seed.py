@@ -23,10 +23,12 @@ from tests.support import POSTGRES_URL, base_settings
 SERVICES = ("auth", "categories", "products")
 
 
+# A fixture that names fresh database places: place(name)(service) gives its settings.
+Places = Callable[[str], Callable[[str], Settings]]
+
+
 @pytest.fixture
-async def places(
-    backend: str, tmp_path: Path
-) -> AsyncIterator[Callable[[str], Callable[[str], Settings]]]:
+async def places(backend: str, tmp_path: Path) -> AsyncIterator[Places]:
     """Each call names a fresh set of databases (a directory, or schemas on PostgreSQL)."""
     prefixes: list[str] = []
 
@@ -78,7 +80,7 @@ async def _seed(settings_for: Callable[[str], Settings], seed: int) -> Any:
     )
 
 
-async def test_seed_fills_counts_and_skips_filled_parts(places) -> None:  # type: ignore[no-untyped-def]
+async def test_seed_fills_counts_and_skips_filled_parts(places: Places) -> None:
     settings_for = places("a")
     report = await _seed(settings_for, 42)
     assert report.inserted == {"categories": 3, "products": 50, "users": 5}
@@ -109,7 +111,7 @@ async def test_seed_fills_counts_and_skips_filled_parts(places) -> None:  # type
     assert await _snapshot(settings_for) == data
 
 
-async def test_same_seed_same_data_other_seed_other_data(places) -> None:  # type: ignore[no-untyped-def]
+async def test_same_seed_same_data_other_seed_other_data(places: Places) -> None:
     first, second, other = places("first"), places("second"), places("other")
     await _seed(first, 7)
     await _seed(second, 7)

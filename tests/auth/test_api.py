@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import jwt
 import pytest
 
 from tests.conftest import bearer, register, unique_email
-from tests.support import PRIVATE_PEM
+from tests.support import PRIVATE_PEM, MakePlatform, Platform
 
 
 @pytest.fixture
-async def auth(make_platform):  # type: ignore[no-untyped-def]
+async def auth(make_platform: MakePlatform) -> AsyncIterator[Platform]:
     async with make_platform("auth") as platform:
         yield platform
 
 
-async def test_register_returns_user_and_tokens(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_register_returns_user_and_tokens(auth: Platform) -> None:
     email = unique_email().upper()
     body = await register(auth.client, email=email, name="  Ann  ")
     assert body["tokenType"] == "Bearer"
@@ -33,7 +35,7 @@ async def test_register_returns_user_and_tokens(auth) -> None:  # type: ignore[n
     assert me.status_code == 200 and me.json()["id"] == user["id"]
 
 
-async def test_email_is_unique_case_insensitively(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_email_is_unique_case_insensitively(auth: Platform) -> None:
     email = unique_email()
     await register(auth.client, email=email)
     again = await auth.client.post(
@@ -56,7 +58,7 @@ async def test_email_is_unique_case_insensitively(auth) -> None:  # type: ignore
         {"email": "a@example.com", "password": 12345678, "name": "A"},
     ],
 )
-async def test_register_rejects_bad_input(auth, body) -> None:  # type: ignore[no-untyped-def]
+async def test_register_rejects_bad_input(auth: Platform, body: dict[str, Any]) -> None:
     response = await auth.client.post("/v1/auth/register", json=body)
     assert response.status_code == 422
     problem = response.json()
@@ -64,7 +66,7 @@ async def test_register_rejects_bad_input(auth, body) -> None:  # type: ignore[n
     assert all({"field", "message"} <= set(e) for e in problem["errors"])
 
 
-async def test_malformed_wrong_type_and_oversize_bodies(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_wrong_type_and_oversize_bodies(auth: Platform) -> None:
     bad_json = await auth.client.post(
         "/v1/auth/login", content=b"{nope", headers={"content-type": "application/json"}
     )
@@ -85,7 +87,7 @@ async def test_malformed_wrong_type_and_oversize_bodies(auth) -> None:  # type: 
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_login_is_generic_for_unknown_email_and_wrong_password(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_login_is_generic_for_unknown_email_and_wrong_password(auth: Platform) -> None:
     email = unique_email()
     await register(auth.client, email=email)
     wrong = await auth.client.post("/v1/auth/login", json={"email": email, "password": "nope-nope"})
@@ -101,7 +103,7 @@ async def test_login_is_generic_for_unknown_email_and_wrong_password(auth) -> No
     assert ok.status_code == 200
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_session(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_refresh_rotates_and_reuse_revokes_the_session(auth: Platform) -> None:
     first = await register(auth.client)
     second = await auth.client.post(
         "/v1/auth/refresh", json={"refreshToken": first["refreshToken"]}
@@ -116,7 +118,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(auth) -> None:  # t
     assert newest.status_code == 401
 
 
-async def test_logout_ends_the_session(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_logout_ends_the_session(auth: Platform) -> None:
     tokens = await register(auth.client)
     out = await auth.client.post("/v1/auth/logout", json={"refreshToken": tokens["refreshToken"]})
     assert out.status_code == 204
@@ -126,7 +128,7 @@ async def test_logout_ends_the_session(auth) -> None:  # type: ignore[no-untyped
     assert again.status_code == 401
 
 
-async def test_idle_session_expires(make_platform) -> None:  # type: ignore[no-untyped-def]
+async def test_idle_session_expires(make_platform: MakePlatform) -> None:
     async with make_platform("auth", auth={"session_idle_timeout": 60}) as platform:
         tokens = await register(platform.client)
         from sqlalchemy import update
@@ -149,7 +151,7 @@ def _forge(
     return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
 
 
-async def test_bad_tokens_are_401(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_tokens_are_401(auth: Platform) -> None:
     tokens = await register(auth.client)
     kid = jwt.get_unverified_header(tokens["accessToken"])["kid"]
     claims = jwt.decode(tokens["accessToken"], options={"verify_signature": False})
@@ -185,7 +187,7 @@ async def test_bad_tokens_are_401(auth) -> None:  # type: ignore[no-untyped-def]
     assert missing.status_code == 401
 
 
-async def test_access_token_claims(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_access_token_claims(auth: Platform) -> None:
     tokens = await register(auth.client)
     header = jwt.get_unverified_header(tokens["accessToken"])
     assert header["alg"] == "EdDSA" and header["kid"]
@@ -195,7 +197,7 @@ async def test_access_token_claims(auth) -> None:  # type: ignore[no-untyped-def
     assert claims["exp"] - claims["iat"] == 900
 
 
-async def test_jwks_verifies_tokens(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_jwks_verifies_tokens(auth: Platform) -> None:
     tokens = await register(auth.client)
     jwks = (await auth.client.get("/v1/auth/.well-known/jwks.json")).json()
     key = jwt.PyJWK(jwks["keys"][0])
@@ -204,7 +206,7 @@ async def test_jwks_verifies_tokens(auth) -> None:  # type: ignore[no-untyped-de
     assert "d" not in jwks["keys"][0]  # never the private part
 
 
-async def test_internal_routes_need_the_credential(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_internal_routes_need_the_credential(auth: Platform) -> None:
     tokens = await register(auth.client)
     path = f"/internal/auth/accounts/{tokens['user']['id']}"
     assert (await auth.client.get(path)).status_code == 401
@@ -216,7 +218,7 @@ async def test_internal_routes_need_the_credential(auth) -> None:  # type: ignor
     assert ok.status_code == 200
 
 
-async def test_request_id_and_instance_headers(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_request_id_and_instance_headers(auth: Platform) -> None:
     echoed = await auth.client.get("/v1/auth/me", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
     assert echoed.headers["x-instance"] == "auth-1"
@@ -231,7 +233,7 @@ async def test_request_id_and_instance_headers(auth) -> None:  # type: ignore[no
     assert wrong_method.json()["status"] == 405
 
 
-async def test_token_responses_are_never_cached(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_token_responses_are_never_cached(auth: Platform) -> None:
     email = unique_email()
     registered = await auth.client.post(
         "/v1/auth/register", json={"email": email, "password": "long-enough-1", "name": "N"}
@@ -251,7 +253,7 @@ async def test_token_responses_are_never_cached(auth) -> None:  # type: ignore[n
     assert jwks.headers["cache-control"] == "public, max-age=300"
 
 
-async def test_every_answer_says_nosniff(auth) -> None:  # type: ignore[no-untyped-def]
+async def test_every_answer_says_nosniff(auth: Platform) -> None:
     responses = [
         await auth.client.get("/v1/auth/.well-known/jwks.json"),  # 200
         await auth.client.get("/v1/auth/me"),  # 401 problem

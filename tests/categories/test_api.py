@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.categories.helpers import INTERNAL, admin_headers, create_category, customer_headers
+from tests.support import MakePlatform, Platform, with_fields
+
+
+@dataclass(kw_only=True)
+class Catalog(Platform):
+    """Auth, categories and products with a signed-in admin."""
+
+    admin: dict[str, str]
 
 
 @pytest.fixture
-async def catalog(make_platform):  # type: ignore[no-untyped-def]
+async def catalog(make_platform: MakePlatform) -> AsyncIterator[Catalog]:
     async with make_platform("auth", "categories", "products") as platform:
-        platform.admin = await admin_headers(platform)
-        yield platform
+        yield with_fields(platform, Catalog, admin=await admin_headers(platform))
 
 
-async def test_create_derives_the_slug_and_reads_by_id_and_slug(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_create_derives_the_slug_and_reads_by_id_and_slug(catalog: Catalog) -> None:
     created = await create_category(
         catalog, catalog.admin, "  Café & Küche Ünique  ", description="Pots"
     )
@@ -40,7 +49,7 @@ async def test_create_derives_the_slug_and_reads_by_id_and_slug(catalog) -> None
     assert by_id.json() == by_slug.json() == created
 
 
-async def test_given_slug_is_kept_and_validated(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_given_slug_is_kept_and_validated(catalog: Catalog) -> None:
     created = await create_category(catalog, catalog.admin, "Shoes", slug="foot-wear-2")
     assert created["slug"] == "foot-wear-2"
     for slug in ("Foot-Wear", "foot--wear", "-foot", "foot-", "foot wear", "", "fööt", "a" * 201):
@@ -51,7 +60,7 @@ async def test_given_slug_is_kept_and_validated(catalog) -> None:  # type: ignor
         assert response.json()["errors"][0]["field"] == "slug"
 
 
-async def test_duplicate_slug_is_409(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicate_slug_is_409(catalog: Catalog) -> None:
     await create_category(catalog, catalog.admin, "Garden Tools")
     for body in ({"name": "garden tools"}, {"name": "Other", "slug": "garden-tools"}):
         response = await catalog.client.post("/v1/categories", json=body, headers=catalog.admin)
@@ -72,7 +81,7 @@ BAD_BODIES: list[dict[str, Any]] = [
 ]
 
 
-async def test_create_rejects_bad_input(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_create_rejects_bad_input(catalog: Catalog) -> None:
     for body in BAD_BODIES:
         response = await catalog.client.post("/v1/categories", json=body, headers=catalog.admin)
         assert response.status_code == 422, (body, response.text)
@@ -80,7 +89,7 @@ async def test_create_rejects_bad_input(catalog) -> None:  # type: ignore[no-unt
     assert (await catalog.client.get("/v1/categories")).json()["results"] == []
 
 
-async def test_writes_need_an_admin(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_need_an_admin(catalog: Catalog) -> None:
     category = await create_category(catalog, catalog.admin, "Toys")
     path = f"/v1/categories/{category['id']}"
     customer = await customer_headers(catalog)
@@ -97,7 +106,7 @@ async def test_writes_need_an_admin(catalog) -> None:  # type: ignore[no-untyped
     assert (await catalog.client.get(path)).json()["name"] == "Toys"
 
 
-async def test_list_pages_by_name_and_filters_by_parent(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_list_pages_by_name_and_filters_by_parent(catalog: Catalog) -> None:
     home = await create_category(catalog, catalog.admin, "Home")
     toys = await create_category(catalog, catalog.admin, "Toys")
     lamps = await create_category(catalog, catalog.admin, "Lamps", parentId=home["id"])
@@ -122,14 +131,14 @@ async def test_list_pages_by_name_and_filters_by_parent(catalog) -> None:  # typ
     assert none.json()["results"] == [] and none.json()["pagination"]["total"] == 0
 
 
-async def test_list_rejects_bad_query(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_list_rejects_bad_query(catalog: Catalog) -> None:
     for params in ({"page": 0}, {"limit": 0}, {"limit": 101}, {"page": "x"}, {"parentId": "nope"}):
         response = await catalog.client.get("/v1/categories", params=params)
         assert response.status_code == 422, params
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_unknown_and_malformed_ids_are_404(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_and_malformed_ids_are_404(catalog: Catalog) -> None:
     for key in (str(uuid.uuid4()), "no-such-slug", "Not A Slug!", "x" * 300):
         assert (await catalog.client.get(f"/v1/categories/{key}")).status_code == 404
     for key in (str(uuid.uuid4()), "not-a-uuid"):
@@ -139,7 +148,7 @@ async def test_unknown_and_malformed_ids_are_404(catalog) -> None:  # type: igno
         assert (await catalog.client.delete(path, headers=catalog.admin)).status_code == 404
 
 
-async def test_update_changes_fields_and_keeps_the_slug(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_update_changes_fields_and_keeps_the_slug(catalog: Catalog) -> None:
     parent = await create_category(catalog, catalog.admin, "Outdoor")
     category = await create_category(catalog, catalog.admin, "Tents", description="Camping")
     path = f"/v1/categories/{category['id']}"
@@ -169,7 +178,7 @@ async def test_update_changes_fields_and_keeps_the_slug(catalog) -> None:  # typ
     assert unknown_parent.json()["errors"][0]["field"] == "parentId"
 
 
-async def test_a_category_cannot_become_its_own_ancestor(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_a_category_cannot_become_its_own_ancestor(catalog: Catalog) -> None:
     top = await create_category(catalog, catalog.admin, "Top")
     middle = await create_category(catalog, catalog.admin, "Middle", parentId=top["id"])
     bottom = await create_category(catalog, catalog.admin, "Bottom", parentId=middle["id"])
@@ -186,7 +195,7 @@ async def test_a_category_cannot_become_its_own_ancestor(catalog) -> None:  # ty
     assert moved.status_code == 200 and moved.json()["parentId"] == top["id"]
 
 
-async def test_delete_refuses_categories_in_use(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_refuses_categories_in_use(catalog: Catalog) -> None:
     parent = await create_category(catalog, catalog.admin, "Kitchen")
     child = await create_category(catalog, catalog.admin, "Knives", parentId=parent["id"])
     product = await catalog.client.post(
@@ -223,7 +232,9 @@ async def test_delete_refuses_categories_in_use(catalog) -> None:  # type: ignor
         assert (await catalog.client.get(f"/v1/categories/{category['id']}")).status_code == 404
 
 
-async def test_delete_without_products_service_is_503_and_deletes_nothing(make_platform) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_without_products_service_is_503_and_deletes_nothing(
+    make_platform: MakePlatform,
+) -> None:
     async with make_platform("auth", "categories") as platform:
         admin = await admin_headers(platform)
         category = await create_category(platform, admin, "Orphans")
@@ -233,7 +244,7 @@ async def test_delete_without_products_service_is_503_and_deletes_nothing(make_p
         assert (await platform.client.get(f"/v1/categories/{category['id']}")).status_code == 200
 
 
-async def test_internal_lookup_by_id_or_slug_needs_the_credential(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_internal_lookup_by_id_or_slug_needs_the_credential(catalog: Catalog) -> None:
     category = await create_category(catalog, catalog.admin, "Books")
     for key in (category["id"], "books"):
         path = f"/internal/categories/categories/{key}"
@@ -244,7 +255,7 @@ async def test_internal_lookup_by_id_or_slug_needs_the_credential(catalog) -> No
     assert missing.status_code == 404
 
 
-async def test_internal_routes_stay_out_of_the_schema(catalog) -> None:  # type: ignore[no-untyped-def]
+async def test_internal_routes_stay_out_of_the_schema(catalog: Catalog) -> None:
     async with catalog.instance_client("categories") as client:
         schema = (await client.get("/openapi.json")).json()
     assert "/v1/categories/{id_or_slug}" in schema["paths"]

@@ -20,7 +20,7 @@ from shopfleet.common.app import ServiceSpec, create_service_app
 from shopfleet.common.cached_reads import CachedRoute, int_value
 from shopfleet.common.database import SessionDep, after_commit
 from tests.common.redis_support import private_redis
-from tests.support import REDIS_URL, base_settings
+from tests.support import REDIS_URL, base_settings, eventually
 
 STORE: dict[str, dict[str, Any]] = {}
 router = APIRouter()
@@ -36,7 +36,8 @@ async def list_items(request: Request, page: int = 1) -> dict[str, Any]:
 @router.get("/v1/auth/items/{item_id}")
 async def get_item(item_id: str, request: Request) -> dict[str, Any]:
     request.app.state.loads += 1
-    return STORE[request.app.state.ns].get(item_id, {"id": item_id, "name": None})
+    item: dict[str, Any] = STORE[request.app.state.ns].get(item_id, {"id": item_id, "name": None})
+    return item
 
 
 @router.put("/v1/auth/items/{item_id}")
@@ -217,7 +218,8 @@ async def test_redis_outage_degrades_and_recovers(
             metrics = (await client.get("/metrics")).text
             assert "redis_errors_total" in metrics
             server.start()  # same port, empty data
-            await asyncio.sleep(3.2)  # past the longest backoff
+            # Until the guard's backoff (up to 3 s) lets a request try Redis again.
+            await eventually(app.state.resources.redis_guard.available, timeout=5)
             await client.get("/v1/auth/items/z")
             after = await client.get("/v1/auth/items/z")
             assert after.headers["x-cache"] == "HIT"
@@ -236,7 +238,7 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
 
     def monitor() -> None:
         connection = sync_redis.Redis(port=server.port)
-        with connection.monitor() as m:
+        with connection.monitor() as m:  # type: ignore[no-untyped-call]
             for command in m.listen():
                 seen.append(command["command"].split(" ")[0].upper().strip('"'))
                 if stop.is_set():
@@ -244,7 +246,13 @@ async def test_writes_never_scan_or_list_keys(tmp_path: Path, ns: str) -> None:
 
     thread = threading.Thread(target=monitor, daemon=True)
     thread.start()
-    await asyncio.sleep(0.2)
+    marker = sync_redis.Redis(port=server.port)
+
+    def monitoring() -> bool:
+        marker.echo("monitoring?")
+        return "ECHO" in seen
+
+    await eventually(monitoring)  # the monitor sees commands from here on
     try:
         async with instance(tmp_path, ns, redis_url=server.url) as client:
             await client.get("/v1/auth/items/w")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 from shopfleet.common.errors import is_connection_failure
 
-DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
+# SQLAlchemy leaves its DBAPI adapters untyped.
+DBAPI: Any = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
 
 
 def as_sqlalchemy_raises_it(error: Exception) -> sa_exc.DBAPIError:

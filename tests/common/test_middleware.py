@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from shopfleet.common.app import ServiceSpec, create_service_app
@@ -36,13 +38,13 @@ async def boom() -> dict[str, str]:
     raise RuntimeError("SELECT secret FROM internals")
 
 
-async def _client(tmp_path, **overrides):  # type: ignore[no-untyped-def]
+async def _client(tmp_path: Path, **overrides: Any) -> tuple[FastAPI, httpx.AsyncClient]:
     settings = base_settings("auth", "sqlite", tmp_path, **overrides)
     app = create_service_app(settings, ServiceSpec(name="auth", title="t", routers=[router]))
     return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
-async def test_gzip_above_threshold_unless_opted_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_gzip_above_threshold_unless_opted_out(tmp_path: Path) -> None:
     app, client = await _client(tmp_path)
     async with app.router.lifespan_context(app), client:
         zipped = await client.get("/v1/auth/big", headers={"Accept-Encoding": "gzip"})
@@ -56,7 +58,7 @@ async def test_gzip_above_threshold_unless_opted_out(tmp_path) -> None:  # type:
         assert "content-encoding" not in small.headers
 
 
-async def test_request_timeout_is_a_503_problem(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_request_timeout_is_a_503_problem(tmp_path: Path) -> None:
     app, client = await _client(tmp_path, request_timeout=0.2)
     async with app.router.lifespan_context(app), client:
         response = await client.get("/v1/auth/slow")
@@ -65,7 +67,7 @@ async def test_request_timeout_is_a_503_problem(tmp_path) -> None:  # type: igno
         assert response.headers["retry-after"] == "1"
 
 
-async def test_unexpected_error_is_a_bare_500(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_unexpected_error_is_a_bare_500(tmp_path: Path) -> None:
     app, client = await _client(tmp_path)
     async with app.router.lifespan_context(app), client:
         response = await client.get("/v1/auth/boom")
@@ -75,7 +77,7 @@ async def test_unexpected_error_is_a_bare_500(tmp_path) -> None:  # type: ignore
         assert response.headers["x-request-id"]
 
 
-async def test_health_ready_metrics_and_docs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_health_ready_metrics_and_docs(tmp_path: Path) -> None:
     app, client = await _client(tmp_path)
     async with app.router.lifespan_context(app), client:
         health = await client.get("/health")
@@ -107,7 +109,7 @@ async def test_health_ready_metrics_and_docs(tmp_path) -> None:  # type: ignore[
         assert (await client.get("/health/live")).status_code == 200
 
 
-async def test_health_reports_a_dead_redis(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_health_reports_a_dead_redis(tmp_path: Path) -> None:
     from tests.support import free_port
 
     app, client = await _client(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
@@ -117,7 +119,7 @@ async def test_health_reports_a_dead_redis(tmp_path) -> None:  # type: ignore[no
         assert health.json()["checks"] == {"database": "ok", "redis": "error"}
 
 
-async def test_database_unavailable_is_a_503_problem(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_database_unavailable_is_a_503_problem(tmp_path: Path) -> None:
     # A PostgreSQL URL nothing listens on: the request's session cannot connect.
     from tests.support import free_port
 

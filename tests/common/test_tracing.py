@@ -31,7 +31,7 @@ async def test_one_order_is_one_trace_across_orders_and_products(
         s
         for s in spans
         if s.kind is SpanKind.SERVER
-        and s.attributes.get("http.target") == "/v1/orders"
+        and (s.attributes or {}).get("http.target") == "/v1/orders"
         and s.resource.attributes["service.name"] == "shopfleet-orders"
     )
     trace_id = order_span.context.trace_id
@@ -51,7 +51,7 @@ async def test_one_order_is_one_trace_across_orders_and_products(
         s.parent is not None and s.parent.span_id in clients for s in products_server
     )
     # Database statements of both services are spans of the same trace.
-    statements = [s for s in in_trace if s.attributes.get("db.system")]
+    statements = [s for s in in_trace if (s.attributes or {}).get("db.system")]
     assert {s.resource.attributes["service.name"] for s in statements} >= {
         "shopfleet-orders",
         "shopfleet-products",

@@ -131,7 +131,7 @@ def reservation_fault(shop: Shop, *, lose: str, times: int = 3) -> Any:
     mesh = shop.platform.mesh
     original = mesh.apps["products"]
     fault = ReservationFault(original, lose=lose, times=times)
-    mesh.apps["products"] = fault  # type: ignore[assignment]
+    mesh.apps["products"] = fault
     try:
         yield fault
     finally:

@@ -66,7 +66,7 @@ def counting(shop: Shop) -> Iterator[tuple[dict[str, list[str]], CallCounter]]:
     mesh = shop.platform.mesh
     original = mesh.apps["products"]
     counter = CallCounter(original)
-    mesh.apps["products"] = counter  # type: ignore[assignment]
+    mesh.apps["products"] = counter
     try:
         yield trips, counter
     finally:

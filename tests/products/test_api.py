@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ import pytest
 from shopfleet.products.categories_client import CategoriesClient
 from tests.categories.helpers import admin_headers, create_category, customer_headers
 from tests.products.helpers import create_product, product_body
+from tests.support import MakePlatform, Platform, with_fields
 
 PUBLIC_FIELDS = {
     "id", "sku", "name", "description", "price", "currency", "categoryId", "stock",
@@ -19,15 +22,23 @@ PUBLIC_FIELDS = {
 }  # fmt: skip
 
 
+@dataclass(kw_only=True)
+class Shop(Platform):
+    """Auth, categories and products with a signed-in admin and one category."""
+
+    admin: dict[str, str]
+    category: dict[str, Any]
+
+
 @pytest.fixture
-async def shop(make_platform):  # type: ignore[no-untyped-def]
+async def shop(make_platform: MakePlatform) -> AsyncIterator[Shop]:
     async with make_platform("auth", "categories", "products") as platform:
-        platform.admin = await admin_headers(platform)
-        platform.category = await create_category(platform, platform.admin, "Lighting")
-        yield platform
+        admin = await admin_headers(platform)
+        category = await create_category(platform, admin, "Lighting")
+        yield with_fields(platform, Shop, admin=admin, category=category)
 
 
-async def test_create_returns_the_product_and_reads_it_back(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_create_returns_the_product_and_reads_it_back(shop: Shop) -> None:
     created = await create_product(
         shop,
         shop.admin,
@@ -50,7 +61,7 @@ async def test_create_returns_the_product_and_reads_it_back(shop) -> None:  # ty
     assert detail.status_code == 200 and detail.json() == created
 
 
-async def test_prices_are_exact(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_prices_are_exact(shop: Shop) -> None:
     for sent, shown in ((0.1, "0.1"), (19.99, "19.99"), (99999999.99, "99999999.99"), (7, "7.0")):
         product = await create_product(shop, shop.admin, shop.category["id"], price=sent)
         raw = await shop.client.get(f"/v1/products/{product['id']}", params={"fields": "price"})
@@ -87,7 +98,7 @@ BAD_CHANGES: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-async def test_create_rejects_bad_input(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_create_rejects_bad_input(shop: Shop) -> None:
     for change, field in BAD_CHANGES:
         response = await shop.client.post(
             "/v1/products", json=product_body(shop.category["id"], **change), headers=shop.admin
@@ -97,7 +108,7 @@ async def test_create_rejects_bad_input(shop) -> None:  # type: ignore[no-untype
     assert (await shop.client.get("/v1/products")).json()["pagination"]["total"] == 0
 
 
-async def test_missing_fields_are_422(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_missing_fields_are_422(shop: Shop) -> None:
     for missing in ("sku", "name", "price", "categoryId", "stock"):
         body = product_body(shop.category["id"])
         del body[missing]
@@ -105,7 +116,7 @@ async def test_missing_fields_are_422(shop) -> None:  # type: ignore[no-untyped-
         assert response.status_code == 422, missing
 
 
-async def test_duplicate_sku_is_409_whatever_the_case(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicate_sku_is_409_whatever_the_case(shop: Shop) -> None:
     await create_product(shop, shop.admin, shop.category["id"], sku="DUP-1")
     response = await shop.client.post(
         "/v1/products", json=product_body(shop.category["id"], sku="dup-1"), headers=shop.admin
@@ -114,7 +125,7 @@ async def test_duplicate_sku_is_409_whatever_the_case(shop) -> None:  # type: ig
     assert response.json()["type"] == "urn:shopfleet:problem:sku-taken"
 
 
-async def test_unknown_category_is_422(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_category_is_422(shop: Shop) -> None:
     response = await shop.client.post(
         "/v1/products", json=product_body(str(uuid.uuid4())), headers=shop.admin
     )
@@ -122,7 +133,9 @@ async def test_unknown_category_is_422(shop) -> None:  # type: ignore[no-untyped
     assert response.json()["errors"][0]["field"] == "categoryId"
 
 
-async def test_category_checks_fall_back_to_recent_answers_when_categories_is_down(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_category_checks_fall_back_to_recent_answers_when_categories_is_down(
+    shop: Shop,
+) -> None:
     await create_product(shop, shop.admin, shop.category["id"])  # categories confirms it
     by_slug = await shop.client.get("/v1/products", params={"category": "lighting"})
     assert by_slug.json()["pagination"]["total"] == 1
@@ -149,7 +162,7 @@ async def test_category_checks_fall_back_to_recent_answers_when_categories_is_do
     assert stale.status_code == 503
 
 
-async def test_category_check_without_categories_is_503(make_platform) -> None:  # type: ignore[no-untyped-def]
+async def test_category_check_without_categories_is_503(make_platform: MakePlatform) -> None:
     async with make_platform("auth", "products") as platform:
         admin = await admin_headers(platform)
         response = await platform.client.post(
@@ -160,7 +173,7 @@ async def test_category_check_without_categories_is_503(make_platform) -> None: 
         assert listing.status_code == 200  # reads without a category filter need no one
 
 
-async def test_writes_need_an_admin(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_need_an_admin(shop: Shop) -> None:
     product = await create_product(shop, shop.admin, shop.category["id"])
     path = f"/v1/products/{product['id']}"
     customer = await customer_headers(shop)
@@ -176,7 +189,7 @@ async def test_writes_need_an_admin(shop) -> None:  # type: ignore[no-untyped-de
     assert (await shop.client.get(path)).json()["stock"] == product["stock"]
 
 
-async def test_update_changes_only_what_is_sent(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_update_changes_only_what_is_sent(shop: Shop) -> None:
     other = await create_category(shop, shop.admin, "Furniture")
     product = await create_product(
         shop, shop.admin, shop.category["id"], description="Old", image="http://x.example/a.png"
@@ -196,7 +209,7 @@ async def test_update_changes_only_what_is_sent(shop) -> None:  # type: ignore[n
     assert (await shop.client.get(path)).json() == body
 
 
-async def test_update_rejects_bad_changes(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_update_rejects_bad_changes(shop: Shop) -> None:
     await create_product(shop, shop.admin, shop.category["id"], sku="TAKEN-1")
     product = await create_product(shop, shop.admin, shop.category["id"])
     path = f"/v1/products/{product['id']}"
@@ -211,7 +224,7 @@ async def test_update_rejects_bad_changes(shop) -> None:  # type: ignore[no-unty
     assert (await shop.client.get(path)).json() == product
 
 
-async def test_delete_and_unknown_or_malformed_ids(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_and_unknown_or_malformed_ids(shop: Shop) -> None:
     product = await create_product(shop, shop.admin, shop.category["id"])
     path = f"/v1/products/{product['id']}"
     assert (await shop.client.delete(path, headers=shop.admin)).status_code == 204
@@ -228,7 +241,7 @@ async def test_delete_and_unknown_or_malformed_ids(shop) -> None:  # type: ignor
         ] == "application/problem+json"
 
 
-async def test_detail_field_selection(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_detail_field_selection(shop: Shop) -> None:
     product = await create_product(shop, shop.admin, shop.category["id"], stock=3)
     path = f"/v1/products/{product['id']}"
     chosen = await shop.client.get(path, params={"fields": "name,inStock, price"})
@@ -246,7 +259,7 @@ async def test_detail_field_selection(shop) -> None:  # type: ignore[no-untyped-
         assert response.json()["errors"][0]["field"] == "fields"
 
 
-async def test_malformed_json_and_wrong_content_type(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_json_and_wrong_content_type(shop: Shop) -> None:
     bad = await shop.client.post(
         "/v1/products", content=b"{nope", headers={**shop.admin, "content-type": "application/json"}
     )
@@ -257,7 +270,7 @@ async def test_malformed_json_and_wrong_content_type(shop) -> None:  # type: ign
     assert text.status_code == 415
 
 
-async def test_openapi_documents_the_public_api_only(shop) -> None:  # type: ignore[no-untyped-def]
+async def test_openapi_documents_the_public_api_only(shop: Shop) -> None:
     async with shop.instance_client("products") as client:
         schema = (await client.get("/openapi.json")).json()
     listing = schema["paths"]["/v1/products"]["get"]

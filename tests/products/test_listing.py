@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,13 +14,22 @@ from sqlalchemy import event
 from shopfleet.common.database import utcnow
 from tests.categories.helpers import admin_headers, create_category
 from tests.products.helpers import insert_products
+from tests.support import MakePlatform, Platform, with_fields
 
 SORTS = ["createdAt", "-createdAt", "price", "-price", "name", "-name"]
 SORT_KEYS = {"createdAt": "created_at", "price": "price_cents", "name": "name"}
 
 
+@dataclass(kw_only=True)
+class Shelf(Platform):
+    """A catalog with the products of `rows` in two categories."""
+
+    rows: list[dict[str, Any]]
+    categories: tuple[uuid.UUID, uuid.UUID]
+
+
 @pytest.fixture
-async def shelf(make_platform):  # type: ignore[no-untyped-def]
+async def shelf(make_platform: MakePlatform) -> AsyncIterator[Shelf]:
     """Eight products with ties in every sort key, in two categories."""
     async with make_platform("auth", "categories", "products") as platform:
         admin = await admin_headers(platform)
@@ -87,9 +98,7 @@ async def shelf(make_platform):  # type: ignore[no-untyped-def]
         for row in rows:
             row["id"] = uuid.uuid4()
         await insert_products(platform, rows)
-        platform.rows = rows
-        platform.categories = (c1, c2)
-        yield platform
+        yield with_fields(platform, Shelf, rows=rows, categories=(c1, c2))
 
 
 def _expected(rows: list[dict[str, Any]], sort: str) -> list[str]:
@@ -103,19 +112,19 @@ def _ids(response: Any) -> list[str]:
     return [product["id"] for product in response.json()["results"]]
 
 
-async def test_every_sort_orders_with_id_as_tie_breaker(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_every_sort_orders_with_id_as_tie_breaker(shelf: Shelf) -> None:
     for sort in SORTS:
         response = await shelf.client.get("/v1/products", params={"sort": sort})
         assert _ids(response) == _expected(shelf.rows, sort), sort
 
 
-async def test_default_sort_is_newest_first(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_default_sort_is_newest_first(shelf: Shelf) -> None:
     response = await shelf.client.get("/v1/products")
     assert _ids(response) == _expected(shelf.rows, "-createdAt")
     assert response.json()["pagination"]["total"] == 8
 
 
-async def test_filters(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_filters(shelf: Shelf) -> None:
     c1, c2 = shelf.categories
 
     async def names(**params: Any) -> list[str]:
@@ -152,7 +161,7 @@ async def test_filters(shelf) -> None:  # type: ignore[no-untyped-def]
     assert await names(q="lamp", category="seating", inStock="true", maxPrice=20) == ["Delta Lamp"]
 
 
-async def test_offset_pages_and_totals(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_offset_pages_and_totals(shelf: Shelf) -> None:
     expected = _expected(shelf.rows, "price")
     pages = []
     for page in (1, 2, 3, 4):
@@ -165,7 +174,7 @@ async def test_offset_pages_and_totals(shelf) -> None:  # type: ignore[no-untype
     assert pages[0] + pages[1] + pages[2] == expected and pages[3] == []
 
 
-async def test_cursor_walk_returns_each_product_once(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_cursor_walk_returns_each_product_once(shelf: Shelf) -> None:
     for sort in SORTS:
         seen: list[str] = []
         params: dict[str, Any] = {"sort": sort, "limit": 3, "fields": "sku"}
@@ -181,7 +190,7 @@ async def test_cursor_walk_returns_each_product_once(shelf) -> None:  # type: ig
         assert seen == _expected(shelf.rows, sort), sort
 
 
-async def test_cursor_walk_with_a_filter(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_cursor_walk_with_a_filter(shelf: Shelf) -> None:
     in_stock = [r for r in shelf.rows if r["stock"] > 0]
     seen: list[str] = []
     params: dict[str, Any] = {"sort": "-price", "limit": 2, "inStock": "true"}
@@ -194,7 +203,7 @@ async def test_cursor_walk_with_a_filter(shelf) -> None:  # type: ignore[no-unty
     assert seen == _expected(in_stock, "-price")
 
 
-async def test_last_offset_page_has_no_next_cursor(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_last_offset_page_has_no_next_cursor(shelf: Shelf) -> None:
     last = await shelf.client.get("/v1/products", params={"limit": 4, "page": 2})
     assert last.json()["pagination"]["nextCursor"] is None
     first = await shelf.client.get("/v1/products", params={"limit": 4})
@@ -203,7 +212,7 @@ async def test_last_offset_page_has_no_next_cursor(shelf) -> None:  # type: igno
     assert _ids(after) == _ids(last)
 
 
-async def test_field_selection_in_lists(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_field_selection_in_lists(shelf: Shelf) -> None:
     response = await shelf.client.get(
         "/v1/products", params={"fields": "name,price,inStock,currency", "sort": "price"}
     )
@@ -256,14 +265,14 @@ BAD_QUERIES: list[dict[str, Any]] = [
 ]
 
 
-async def test_bad_query_parameters_are_422(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_query_parameters_are_422(shelf: Shelf) -> None:
     for params in BAD_QUERIES:
         response = await shelf.client.get("/v1/products", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_cursor_of_another_sort_or_with_a_page_is_422(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_cursor_of_another_sort_or_with_a_page_is_422(shelf: Shelf) -> None:
     body = (await shelf.client.get("/v1/products", params={"sort": "price", "limit": 2})).json()
     cursor = body["pagination"]["nextCursor"]
     assert cursor
@@ -275,10 +284,12 @@ async def test_cursor_of_another_sort_or_with_a_page_is_422(shelf) -> None:  # t
     assert with_page.status_code == 422
 
 
-async def test_listing_sql_selects_only_what_it_returns(shelf) -> None:  # type: ignore[no-untyped-def]
+async def test_listing_sql_selects_only_what_it_returns(shelf: Shelf) -> None:
     statements: list[tuple[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         if "FROM products" in statement:
             statements.append((" ".join(statement.split()), parameters))
 

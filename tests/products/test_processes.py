@@ -11,12 +11,14 @@ import pytest
 
 from tests.categories.helpers import INTERNAL
 from tests.products.helpers import insert_products
-from tests.support import REDIS_URL, start_service, test_env
+from tests.support import REDIS_URL, MakePlatform, start_service, test_env
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_two_instances_never_oversell(make_platform, backend: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_two_instances_never_oversell(
+    make_platform: MakePlatform, backend: str, tmp_path: Path
+) -> None:
     async with make_platform("products") as platform:
         (product,) = await insert_products(
             platform,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,14 +12,14 @@ import pytest
 
 from tests.categories.helpers import INTERNAL
 from tests.products.helpers import insert_products
-from tests.support import Platform
+from tests.support import MakePlatform, Platform
 
 INSUFFICIENT = "urn:shopfleet:problem:insufficient-stock"
 RELEASED = "urn:shopfleet:problem:reservation-released"
 
 
 @pytest.fixture
-async def store(make_platform):  # type: ignore[no-untyped-def]
+async def store(make_platform: MakePlatform) -> AsyncIterator[Platform]:
     async with make_platform("products") as platform:
         yield platform
 
@@ -59,7 +60,7 @@ async def stock_of(platform: Platform, product_id: str) -> int:
     return stock
 
 
-async def test_lookup_returns_the_known_products(store) -> None:  # type: ignore[no-untyped-def]
+async def test_lookup_returns_the_known_products(store: Platform) -> None:
     a, b = await stocked(store, 3, 0)
     response = await store.client.post(
         "/internal/products/lookup", json={"ids": [a, str(uuid.uuid4()), b, a]}, headers=INTERNAL
@@ -84,7 +85,7 @@ async def test_lookup_returns_the_known_products(store) -> None:  # type: ignore
     assert bad_id.status_code == 422
 
 
-async def test_internal_routes_need_the_credential(store) -> None:  # type: ignore[no-untyped-def]
+async def test_internal_routes_need_the_credential(store: Platform) -> None:
     (product,) = await stocked(store, 3)
     order = str(uuid.uuid4())
     calls = [
@@ -107,7 +108,7 @@ async def test_internal_routes_need_the_credential(store) -> None:  # type: igno
     assert missing.status_code == 404  # the refused release left no tombstone
 
 
-async def test_reserve_takes_every_line_and_repeats_are_no_ops(store) -> None:  # type: ignore[no-untyped-def]
+async def test_reserve_takes_every_line_and_repeats_are_no_ops(store: Platform) -> None:
     a, b = await stocked(store, 5, 4)
     order = str(uuid.uuid4())
     lines = [
@@ -132,7 +133,7 @@ async def test_reserve_takes_every_line_and_repeats_are_no_ops(store) -> None:  
     assert stored.status_code == 200 and stored.json() == body
 
 
-async def test_reserve_is_all_or_nothing(store) -> None:  # type: ignore[no-untyped-def]
+async def test_reserve_is_all_or_nothing(store: Platform) -> None:
     a, b, c = await stocked(store, 5, 1, 0)
     order = str(uuid.uuid4())
     response = await reserve(store, order, {a: 2, b: 3, c: 1})
@@ -152,7 +153,7 @@ async def test_reserve_is_all_or_nothing(store) -> None:  # type: ignore[no-unty
     assert [await stock_of(store, p) for p in (a, b, c)] == [0, 0, 0]
 
 
-async def test_reserve_rejects_bad_requests_and_unknown_products(store) -> None:  # type: ignore[no-untyped-def]
+async def test_reserve_rejects_bad_requests_and_unknown_products(store: Platform) -> None:
     (a,) = await stocked(store, 5)
     unknown = str(uuid.uuid4())
     response = await reserve(store, str(uuid.uuid4()), {a: 1, unknown: 1})
@@ -173,7 +174,7 @@ async def test_reserve_rejects_bad_requests_and_unknown_products(store) -> None:
     assert await stock_of(store, a) == 5
 
 
-async def test_release_returns_exactly_what_was_reserved_once(store) -> None:  # type: ignore[no-untyped-def]
+async def test_release_returns_exactly_what_was_reserved_once(store: Platform) -> None:
     a, b = await stocked(store, 5, 5)
     order = str(uuid.uuid4())
     reserved = await reserve(store, order, {a: 2, b: 5})
@@ -198,7 +199,7 @@ async def test_release_returns_exactly_what_was_reserved_once(store) -> None:  #
     assert stored.json() == first.json()
 
 
-async def test_release_before_reserve_leaves_a_tombstone(store) -> None:  # type: ignore[no-untyped-def]
+async def test_release_before_reserve_leaves_a_tombstone(store: Platform) -> None:
     (a,) = await stocked(store, 5)
     order = str(uuid.uuid4())
     first = await release(store, order)
@@ -212,14 +213,14 @@ async def test_release_before_reserve_leaves_a_tombstone(store) -> None:  # type
     assert stored.json() == first.json()
 
 
-async def test_malformed_order_ids_are_404(store) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_order_ids_are_404(store: Platform) -> None:
     for path in ("/internal/products/reservations/not-a-uuid", "/internal/products/reservations/1"):
         assert (await store.client.get(path, headers=INTERNAL)).status_code == 404
         released = await store.client.post(f"{path}/release", headers=INTERNAL)
         assert released.status_code == 404
 
 
-async def test_category_usage_counts_products(store) -> None:  # type: ignore[no-untyped-def]
+async def test_category_usage_counts_products(store: Platform) -> None:
     category = uuid.uuid4()
     await stocked(store, 1, 2, 3, category=category)
     await stocked(store, 1)
@@ -233,7 +234,7 @@ async def test_category_usage_counts_products(store) -> None:  # type: ignore[no
     assert other.json() == {"count": 0}
 
 
-async def test_concurrent_orders_for_the_last_units_never_oversell(store) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_orders_for_the_last_units_never_oversell(store: Platform) -> None:
     (a,) = await stocked(store, 5)
     responses = await asyncio.gather(
         *(reserve(store, str(uuid.uuid4()), {a: 1}) for _ in range(20))
@@ -243,7 +244,7 @@ async def test_concurrent_orders_for_the_last_units_never_oversell(store) -> Non
     assert await stock_of(store, a) == 0
 
 
-async def test_concurrent_multi_line_orders_stay_consistent(store) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_multi_line_orders_stay_consistent(store: Platform) -> None:
     a, b = await stocked(store, 6, 6)
     # Lines in both orders: row locks are taken in id order, so no deadlock either way.
     orders = [{a: 1, b: 2} if i % 2 else {b: 2, a: 1} for i in range(8)]
@@ -253,7 +254,7 @@ async def test_concurrent_multi_line_orders_stay_consistent(store) -> None:  # t
     assert (await stock_of(store, a), await stock_of(store, b)) == (3, 0)
 
 
-async def test_concurrent_repeats_of_one_order_reserve_once(store) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_repeats_of_one_order_reserve_once(store: Platform) -> None:
     (a,) = await stocked(store, 10)
     order = str(uuid.uuid4())
     responses = await asyncio.gather(*(reserve(store, order, {a: 3}) for _ in range(10)))
@@ -268,7 +269,7 @@ async def test_concurrent_repeats_of_one_order_reserve_once(store) -> None:  # t
     assert await stock_of(store, a) == 10
 
 
-async def test_racing_reserve_and_release_of_one_order_settle_consistently(store) -> None:  # type: ignore[no-untyped-def]
+async def test_racing_reserve_and_release_of_one_order_settle_consistently(store: Platform) -> None:
     (a,) = await stocked(store, 100)
     orders = [str(uuid.uuid4()) for _ in range(10)]
     calls = [reserve(store, o, {a: 2}) for o in orders] + [release(store, o) for o in orders]

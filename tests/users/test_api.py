@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import event
 
 from tests.conftest import bearer, make_admin, register, unique_email
+from tests.support import MakePlatform, Platform
 
 PROFILE_KEYS = {
     "id",
@@ -44,7 +46,7 @@ WORK = {
 
 
 @pytest.fixture
-async def platform(make_platform):  # type: ignore[no-untyped-def]
+async def platform(make_platform: MakePlatform) -> AsyncIterator[Platform]:
     async with make_platform("auth", "users") as running:
         yield running
 
@@ -66,7 +68,7 @@ def _assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return problem
 
 
-async def test_me_without_a_profile_row_has_no_phone_and_no_addresses(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_me_without_a_profile_row_has_no_phone_and_no_addresses(platform: Platform) -> None:
     tokens = await register(platform.client, name="Ann")
     response = await platform.client.get("/v1/users/me", headers=bearer(tokens))
     assert response.status_code == 200, response.text
@@ -77,7 +79,7 @@ async def test_me_without_a_profile_row_has_no_phone_and_no_addresses(platform) 
     assert profile["phone"] is None and profile["addresses"] == []
 
 
-async def test_patch_me_changes_name_phone_and_addresses(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_patch_me_changes_name_phone_and_addresses(platform: Platform) -> None:
     tokens = await register(platform.client, name="Ann")
     before = (await platform.client.get("/v1/users/me", headers=bearer(tokens))).json()
     response = await platform.client.patch(
@@ -111,7 +113,7 @@ async def test_patch_me_changes_name_phone_and_addresses(platform) -> None:  # t
     assert empty.status_code == 200 and empty.json() == again
 
 
-async def test_patch_me_rejects_unknown_fields_and_bad_values(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_patch_me_rejects_unknown_fields_and_bad_values(platform: Platform) -> None:
     tokens = await register(platform.client, name="Ann")
     bad_bodies: list[tuple[dict[str, Any], str]] = [
         ({"role": "admin"}, "role"),
@@ -147,7 +149,7 @@ async def test_patch_me_rejects_unknown_fields_and_bad_values(platform) -> None:
     _assert_problem(not_json, 400)
 
 
-async def test_concurrent_first_writes_to_one_profile_all_succeed(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_first_writes_to_one_profile_all_succeed(platform: Platform) -> None:
     tokens = await register(platform.client)
     phones = [f"+49301234{n:02d}" for n in range(6)]
     responses = await asyncio.gather(
@@ -161,7 +163,7 @@ async def test_concurrent_first_writes_to_one_profile_all_succeed(platform) -> N
     assert final["phone"] in phones
 
 
-async def test_routes_without_a_token_are_401(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_routes_without_a_token_are_401(platform: Platform) -> None:
     some_id = str(uuid.uuid4())
     calls = [
         ("GET", "/v1/users/me", None),
@@ -181,7 +183,7 @@ async def test_routes_without_a_token_are_401(platform) -> None:  # type: ignore
     _assert_problem(garbage, 401)
 
 
-async def test_customer_on_admin_routes_is_403(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_customer_on_admin_routes_is_403(platform: Platform) -> None:
     customer = await register(platform.client)
     other = await register(platform.client)
     own_id, other_id = customer["user"]["id"], other["user"]["id"]
@@ -202,7 +204,7 @@ async def test_customer_on_admin_routes_is_403(platform) -> None:  # type: ignor
     assert victim["active"] is True and victim["name"] == "Test User"
 
 
-async def test_profile_by_id_is_for_that_user_or_an_admin(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_profile_by_id_is_for_that_user_or_an_admin(platform: Platform) -> None:
     ann = await register(platform.client)
     bob = await register(platform.client)
     admin = await make_admin(platform)
@@ -236,7 +238,7 @@ async def test_profile_by_id_is_for_that_user_or_an_admin(platform) -> None:  # 
         _assert_problem(response, 404)
 
 
-async def test_admin_list_filters_and_paginates(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_list_filters_and_paginates(platform: Platform) -> None:
     admin = await make_admin(platform, email=unique_email("boss"))
     ann = await register(platform.client, email=unique_email("ann"))
     bob = await register(platform.client, email=unique_email("bob"))
@@ -281,7 +283,7 @@ async def test_admin_list_filters_and_paginates(platform) -> None:  # type: igno
     assert beyond == []
 
 
-async def test_admin_list_rejects_bad_query_parameters(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_list_rejects_bad_query_parameters(platform: Platform) -> None:
     admin = await make_admin(platform)
     for query in (
         "page=0",
@@ -299,7 +301,7 @@ async def test_admin_list_rejects_bad_query_parameters(platform) -> None:  # typ
         assert problem["errors"][0]["field"] == query.split("=")[0], query
 
 
-async def test_admin_list_loads_the_pages_profiles_in_one_query(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_list_loads_the_pages_profiles_in_one_query(platform: Platform) -> None:
     admin = await make_admin(platform)
     for _ in range(3):
         tokens = await register(platform.client)
@@ -308,7 +310,9 @@ async def test_admin_list_loads_the_pages_profiles_in_one_query(platform) -> Non
         )
     statements: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         statements.append(statement)
 
     engine = platform.resources("users").engine.sync_engine
@@ -323,7 +327,7 @@ async def test_admin_list_loads_the_pages_profiles_in_one_query(platform) -> Non
     assert len(profile_queries) == 1, profile_queries
 
 
-async def test_admin_patch_changes_account_and_profile_fields(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_patch_changes_account_and_profile_fields(platform: Platform) -> None:
     admin = await make_admin(platform)
     ann = await register(platform.client, name="Ann")
     path = f"/v1/users/{ann['user']['id']}"
@@ -350,7 +354,7 @@ async def test_admin_patch_changes_account_and_profile_fields(platform) -> None:
     assert unchanged == seen_by_ann
 
 
-async def test_role_change_reaches_the_token_at_the_next_refresh(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_role_change_reaches_the_token_at_the_next_refresh(platform: Platform) -> None:
     admin = await make_admin(platform)
     ann = await register(platform.client)
     promoted = await platform.client.patch(
@@ -378,7 +382,7 @@ async def test_role_change_reaches_the_token_at_the_next_refresh(platform) -> No
     assert _role_claim(login.json()) == "customer"
 
 
-async def test_delete_deactivates_the_account(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_deactivates_the_account(platform: Platform) -> None:
     admin = await make_admin(platform)
     ann = await register(platform.client)
     path = f"/v1/users/{ann['user']['id']}"
@@ -404,7 +408,7 @@ async def test_delete_deactivates_the_account(platform) -> None:  # type: ignore
     assert (await platform.client.post("/v1/auth/login", json=credentials)).status_code == 200
 
 
-async def test_admin_cannot_deactivate_or_demote_themselves(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_cannot_deactivate_or_demote_themselves(platform: Platform) -> None:
     admin = await make_admin(platform)
     path = f"/v1/users/{admin['user']['id']}"
     _assert_problem(await platform.client.delete(path, headers=bearer(admin)), 409)
@@ -423,10 +427,10 @@ class _Unreachable(httpx.AsyncBaseTransport):
         raise httpx.ConnectError("connection refused", request=request)
 
 
-async def test_auth_unreachable_is_503_never_500(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_auth_unreachable_is_503_never_500(platform: Platform) -> None:
     admin = await make_admin(platform)
     ann = await register(platform.client, name="Ann")
-    mesh = platform.client._transport
+    mesh = platform.mesh
     calls = [
         ("GET", "/v1/users/me", None, ann),
         ("PATCH", "/v1/users/me", {"phone": "+4930123456"}, ann),
@@ -459,14 +463,16 @@ async def test_auth_unreachable_is_503_never_500(platform) -> None:  # type: ign
     assert profile["role"] == "customer" and profile["active"] is True
 
 
-async def test_auth_refusing_our_credential_is_503_not_our_clients_fault(make_platform) -> None:  # type: ignore[no-untyped-def]
+async def test_auth_refusing_our_credential_is_503_not_our_clients_fault(
+    make_platform: MakePlatform,
+) -> None:
     async with make_platform("auth", "users", users={"internal_token": SecretStr("wrong")}) as p:
         tokens = await register(p.client)
         response = await p.client.get("/v1/users/me", headers=bearer(tokens))
         assert "auth" in _assert_problem(response, 503)["detail"]
 
 
-async def test_openapi_documents_the_public_routes_only(platform) -> None:  # type: ignore[no-untyped-def]
+async def test_openapi_documents_the_public_routes_only(platform: Platform) -> None:
     async with platform.instance_client("users") as client:
         schema = (await client.get("/openapi.json")).json()
     assert set(schema["paths"]) == {"/v1/users/me", "/v1/users", "/v1/users/{user_id}"}
