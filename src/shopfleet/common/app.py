@@ -8,27 +8,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import httpx
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import QueuePool
-from starlette.responses import Response
 
 from shopfleet import __version__
 from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import CachedReadMiddleware, CachedReads, CachedRoute
+from shopfleet.common.compression import ConditionalGZipMiddleware
 from shopfleet.common.database import create_engine, create_sessionmaker
 from shopfleet.common.dbmetrics import instrument_engine
 from shopfleet.common.docs import docs_router
 from shopfleet.common.errors import install_error_handlers
+from shopfleet.common.health import operational_router
 from shopfleet.common.http import ServiceClient
 from shopfleet.common.metrics import Metrics
-from shopfleet.common.middleware import ConditionalGZipMiddleware, ServiceMiddleware
+from shopfleet.common.middleware import ServiceMiddleware
 from shopfleet.common.openapi import install_problem_schema
 from shopfleet.common.pool import DatabaseProbe, IdleClosingPool, open_connections, run_idle_reaper
 from shopfleet.common.ratelimit import ClientAddress, RateLimiter, RateLimitMiddleware
@@ -235,7 +233,7 @@ def create_service_app(
     )
     install_error_handlers(app)
     install_problem_schema(app)
-    app.include_router(_operational_router(spec))
+    app.include_router(operational_router(service=spec.name))
     app.include_router(docs_router(app, spec.title))
     for router in spec.routers:
         app.include_router(router)
@@ -299,78 +297,3 @@ def _resources(app: FastAPI) -> Resources | None:
 def _cache_of(app: FastAPI) -> ResponseCache | None:
     resources = _resources(app)
     return resources.cache if resources is not None else None
-
-
-def _operational_router(spec: ServiceSpec) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/health/ready")
-    async def ready(request: Request) -> Response:
-        resources: Resources = request.app.state.resources
-        if resources.draining or not resources.ready:
-            body = {"status": "draining" if resources.draining else "starting"}
-            return _json(body, 503)
-        # Out of rotation while no database connection can be had (server full or down).
-        if not await resources.database_probe.ok():
-            return _json({"status": "database unavailable"}, 503)
-        return _json({"status": "ready"}, 200)
-
-    @router.get("/health")
-    async def health(request: Request) -> Response:
-        resources: Resources = request.app.state.resources
-        checks = {"database": await _check_database(resources)}
-        if resources.redis is not None:
-            checks["redis"] = await _check_redis(resources.redis)
-        healthy = all(value == "ok" for value in checks.values()) and not resources.draining
-        body = {
-            "status": "ok" if healthy else "unhealthy",
-            "service": spec.name,
-            "instance": resources.settings.instance_name,
-            "version": __version__,
-            "uptime": round(time.monotonic() - resources.started_at, 3),
-            "checks": checks,
-        }
-        return _json(body, 200 if healthy else 503)
-
-    @router.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        resources: Resources = request.app.state.resources
-        pool = resources.engine.pool
-        if isinstance(pool, QueuePool):
-            resources.metrics.db_pool_in_use.set(pool.checkedout())
-            resources.metrics.db_pool_size.set(pool.size())
-            resources.metrics.db_pool_idle.set(pool.checkedin())
-        if isinstance(pool, IdleClosingPool):
-            resources.metrics.db_pool_waiting.set(pool.waiting)
-        payload, content_type = resources.metrics.render()
-        return Response(payload, media_type=content_type)
-
-    return router
-
-
-def _json(body: dict[str, Any], status: int) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-async def _check_database(resources: Resources) -> str:
-    try:
-        async with asyncio.timeout(2):
-            async with resources.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        return "ok"
-    except Exception as exc:
-        log.warning("database check failed", extra={"error": repr(exc)})
-        return "error"
-
-
-async def _check_redis(redis: Redis) -> str:
-    try:
-        async with asyncio.timeout(1):
-            await redis.ping()
-        return "ok"
-    except Exception:
-        return "error"
