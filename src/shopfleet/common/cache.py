@@ -17,10 +17,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from prometheus_client import Counter
 from redis.asyncio import Redis
 
-from shopfleet.common.metrics import Metrics
+from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.redis import RedisGuard
 
 log = logging.getLogger("shopfleet.cache")
@@ -86,8 +85,7 @@ class ResponseCache:
         self.prefix = key_prefix
         self.local = LocalStore() if not guard.configured else None
         self._flights: dict[str, asyncio.Future[bytes]] = {}
-        # Label children, looked up once per (prefix, result) rather than per request.
-        self._lookups: dict[tuple[str, str], Counter] = {}
+        self._lookups = label_children(metrics.cache)
         self._read = guard.redis.register_script(_READ_SCRIPT) if guard.redis else None
 
     def _generation_key(self, scope: str) -> str:
@@ -138,11 +136,7 @@ class ResponseCache:
         await self.guard.run("cache_invalidate", command, None)
 
     def _count(self, key: str, result: str) -> None:
-        label = (_label(key), result)
-        counter = self._lookups.get(label)
-        if counter is None:
-            counter = self._lookups[label] = self.metrics.cache.labels(*label)
-        counter.inc()
+        self._lookups(_label(key), result).inc()
 
     async def get_or_load(
         self,

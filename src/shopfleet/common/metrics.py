@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -13,10 +16,19 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 
 # Database statements and Redis commands are mostly sub-millisecond.
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
+
+
+def label_children(metric: MetricT) -> Callable[..., MetricT]:
+    """`metric.labels` remembered per label values: on a hot path, labels() per call adds up."""
+    return functools.cache(metric.labels)
 
 
 @dataclass

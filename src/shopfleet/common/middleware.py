@@ -9,11 +9,10 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
-from shopfleet.common.metrics import Metrics
+from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.tracing import current_trace_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -61,9 +60,9 @@ class ServiceMiddleware:
         self.max_body_size = max_body_size
         self.access_log_enabled = access_log_enabled
         self.trace_ids = trace_ids
-        # Label children by their labels: labels() per request costs more than the count.
-        self._in_flight: dict[str, Gauge] = {}
-        self._outcomes: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._in_flight = label_children(metrics.in_flight)
+        self._requests = label_children(metrics.requests)
+        self._latency = label_children(metrics.latency)
 
     @staticmethod
     def _route_template(scope: Scope) -> str:
@@ -119,9 +118,7 @@ class ServiceMiddleware:
             await send_wrapper({"type": "http.response.body", "body": body})
 
         # The route template is known only once routing ran, so in-flight is per method.
-        in_flight = self._in_flight.get(method)
-        if in_flight is None:
-            in_flight = self._in_flight[method] = self.metrics.in_flight.labels(method)
+        in_flight = self._in_flight(method)
         in_flight.inc()
         try:
             error = self._check_body_headers(scope)
@@ -167,15 +164,9 @@ class ServiceMiddleware:
             in_flight.dec()
             route = self._route_template(scope)
             elapsed = time.perf_counter() - started
-            outcome = self._outcomes.get((method, route, status))
-            if outcome is None:
-                labels = (method, route, str(status))
-                outcome = self._outcomes[(method, route, status)] = (
-                    self.metrics.requests.labels(*labels),
-                    self.metrics.latency.labels(*labels),
-                )
-            outcome[0].inc()
-            outcome[1].observe(elapsed)
+            status_label = str(status)
+            self._requests(method, route, status_label).inc()
+            self._latency(method, route, status_label).observe(elapsed)
             if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
                 fields = {
                     "request_id": request_id,

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from shopfleet.common.metrics import Metrics
+from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.settings import Settings
 
 log = logging.getLogger("shopfleet.redis")
@@ -54,6 +54,7 @@ class RedisGuard:
     ) -> None:
         self.redis = redis
         self.metrics = metrics
+        self._durations = label_children(metrics.redis_duration)  # every request times one
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.clock = clock
@@ -78,7 +79,7 @@ class RedisGuard:
         except (RedisError, OSError) as exc:
             self._failed(operation, exc)
             return fallback
-        self.metrics.redis_duration.labels(operation).observe(time.perf_counter() - started)
+        self._durations(operation).observe(time.perf_counter() - started)
         if self.failures:
             log.warning(
                 "redis is back",
