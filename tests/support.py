@@ -52,16 +52,24 @@ SCHEMA_PREFIX = f"t{uuid.uuid4().hex[:8]}_"
 
 
 async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10, every: float = 0.02
+    check: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 10,
+    every: float = 0.02,
+    explain: Callable[[], str | Awaitable[str]] | None = None,
 ) -> None:
-    """Poll `check` until it holds; fail with its name once `timeout` seconds have passed."""
+    """Poll `check` until it holds; fail with its name (and `explain()`) after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
         outcome = check()
         if outcome if isinstance(outcome, bool) else await outcome:
             return
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{getattr(check, '__name__', check)} not true in {timeout} s")
+            detail = "" if explain is None else explain()
+            if not isinstance(detail, str):
+                detail = await detail
+            name = getattr(check, "__name__", check)
+            raise AssertionError(f"{name} not true in {timeout} s. {detail}".rstrip())
         await asyncio.sleep(every)
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.private_postgres import PrivateServer, private_postgres
-from tests.support import REPO_ROOT, ServiceProcess, start_service, test_env
+from tests.support import REPO_ROOT, ServiceProcess, eventually, start_service, test_env
 
 MAX_CONNECTIONS = 20
 RESERVED_FOR_SUPERUSER = 3  # the test's own view of the server always gets in
@@ -118,15 +118,6 @@ async def _ready_status(url: str) -> int:
         return (await client.get(f"{url}/health/ready")).status_code
 
 
-async def _wait_for(check: object, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.25)
-    return False
-
-
 async def test_a_full_database_gives_503_and_every_pool_gives_back(
     server: PrivateServer, tmp_path: Path
 ) -> None:
@@ -147,9 +138,12 @@ async def test_a_full_database_gives_503_and_every_pool_gives_back(
 
         # Once idle, every pool shrinks to its floor: the server's slots come back.
         floor = INSTANCES * POOL_MIN
-        shrunk = await _wait_for(lambda: _shrunk(server, floor), timeout=IDLE_TIMEOUT * 3 + 5)
-        print(f"app connections after the load: {await _app_connections(server)}")
-        assert shrunk, f"still {await _app_connections(server)} connections, floor {floor}"
+        await eventually(
+            lambda: _shrunk(server, floor),
+            timeout=IDLE_TIMEOUT * 3 + 5,
+            every=0.25,
+            explain=lambda: _still_open(server, floor),
+        )
 
         # A new instance serves, and migrations connect.
         fresh = start_service("products", env=env, log_dir=tmp_path, instance=INSTANCES + 1)
@@ -168,6 +162,10 @@ async def _shrunk(server: PrivateServer, floor: int) -> bool:
     return await _app_connections(server) <= floor
 
 
+async def _still_open(server: PrivateServer, floor: int) -> str:
+    return f"still {await _app_connections(server)} connections, floor {floor}"
+
+
 async def test_readiness_fails_while_no_connection_can_be_had(
     server: PrivateServer, tmp_path: Path
 ) -> None:
@@ -181,8 +179,7 @@ async def test_readiness_fails_while_no_connection_can_be_had(
     instance = start_service("products", env=env, log_dir=tmp_path, wait=False)
     try:
         # It starts (live) but stays out of rotation, and answers 503, not 500.
-        live = await _wait_for(lambda: _live(instance.url), timeout=30)
-        assert live, instance.log()
+        await eventually(lambda: _live(instance.url), timeout=30, every=0.25, explain=instance.log)
         assert await _ready_status(instance.url) == 503
         served = await _serve_statuses(instance.url, 3)
         assert served == Counter({503: 3})
@@ -190,8 +187,7 @@ async def test_readiness_fails_while_no_connection_can_be_had(
             await hog.close()
         hogs = []
         # Ready again as soon as it can connect (the probe result is cached ~1 s).
-        ready = await _wait_for(lambda: _is_ready(instance.url), timeout=10)
-        assert ready
+        await eventually(lambda: _is_ready(instance.url), timeout=10, every=0.25)
         assert await _serve_statuses(instance.url, 5) == Counter({200: 5})
     finally:
         for hog in hogs:
