@@ -84,11 +84,15 @@ class Resources:
         return value if isinstance(value, kind) else None
 
 
-def service_state(kind: type[StateT]) -> Callable[[Request], StateT]:
+def service_state(kind: type[StateT]) -> Callable[[Request], Awaitable[StateT]]:
     """A FastAPI dependency giving an endpoint its service's state of this type:
-    `ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]`."""
+    `ContextDep = Annotated[AuthContext, Depends(service_state(AuthContext))]`.
 
-    def dependency(request: Request) -> StateT:
+    `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
+    a thread hand-off per request for a dictionary lookup.
+    """
+
+    async def dependency(request: Request) -> StateT:
         resources: Resources = request.app.state.resources
         return resources.state(kind)
 
