@@ -27,6 +27,8 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        # Commands of one loop iteration go out in one write (see send).
+        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -66,8 +68,19 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self.waiting.append((waiter, loop.time()))
-        self.transport.write(command)
+        # Requests that start in the same loop iteration (a burst read from the gateway's
+        # connections) share one write and, mostly, one read of the replies: one syscall
+        # each way instead of one per request.
+        if not self.outgoing:
+            loop.call_soon(self._write)
+        self.outgoing.append(command)
         return waiter
+
+    def _write(self) -> None:
+        data = b"".join(self.outgoing)
+        self.outgoing.clear()
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
 
 
 class RedisLine:
