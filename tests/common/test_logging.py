@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 
-from shopfleet.common.logging import BatchingStreamHandler, JSONFormatter
+from shopfleet.common.logging import AccessLog, BatchingStreamHandler, JSONFormatter
 
 
 def logger_with(handler: logging.Handler) -> logging.Logger:
@@ -61,3 +62,42 @@ def test_a_full_buffer_is_written_without_waiting() -> None:
         assert stream.getvalue().count("\n") >= 3
     finally:
         handler.close()
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_access_lines_are_the_same_written_directly_or_through_logging() -> None:
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval=3600)
+    handler.setFormatter(JSONFormatter(service="test", instance="test-1"))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logger = logging.getLogger("shopfleet.test.access")
+    access = AccessLog(logger, __file__)
+    fields = {"request_id": "r-1", "method": "GET", "path": "/v1/x", "status": 200}
+    capture = _Capture()
+    captured = capture.records
+    try:
+        access.write(dict(fields))  # only the batching handler listens: the direct path
+        assert captured == []
+        root.addHandler(capture)  # someone else listens too: through logging
+        access.write(dict(fields))
+        assert [record.__dict__["request_id"] for record in captured] == ["r-1"]
+        handler.flush()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        handler.close()
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("ts") and through_logging.pop("ts")
+    assert list(direct.items()) == list(through_logging.items())
+    assert direct["msg"] == "request" and direct["request_id"] == "r-1"

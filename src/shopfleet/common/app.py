@@ -234,6 +234,10 @@ def create_service_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Tracing is ours (common/tracing.py, with its own provider, never the global
+        # one), so FastAPI's native telemetry never has a provider; left on, it still
+        # asks OpenTelemetry's globals (and the environment) three times per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_problem_schema(app)

@@ -12,12 +12,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
+from shopfleet.common.logging import AccessLog
 from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.tracing import current_trace_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
-access_log = logging.getLogger("shopfleet.access")
+access_log = AccessLog(logging.getLogger("shopfleet.access"), __file__)
 error_log = logging.getLogger("shopfleet.errors")
 
 
@@ -167,7 +168,7 @@ class ServiceMiddleware:
             status_label = str(status)
             self._requests(method, route, status_label).inc()
             self._latency(method, route, status_label).observe(elapsed)
-            if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+            if self.access_log_enabled and access_log.enabled():
                 fields = {
                     "request_id": request_id,
                     "method": method,
@@ -178,20 +179,7 @@ class ServiceMiddleware:
                 }
                 if self.trace_ids:
                     fields["trace_id"] = current_trace_id()
-                # What access_log.info(...) does, less looking up the caller's frame: the
-                # line's source is always here, and the lookup costs more than the line.
-                access_log.handle(
-                    access_log.makeRecord(
-                        access_log.name,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        "request",
-                        (),
-                        None,
-                        extra=fields,
-                    )
-                )
+                access_log.write(fields)
 
     async def _read_limited(self, receive: Receive) -> list[Message] | None:
         """The request's body messages, or None once they pass the size limit."""
