@@ -153,6 +153,13 @@ def create_service_app(
         if tracer_provider is not None:
             trace_clients(tracer_provider, http=http.client, redis=redis)
         guard = RedisGuard(redis, metrics)
+        # The per-request scripts (limiter, cache read) share one lean connection.
+        # Traced instances keep redis-py, whose calls the tracer sees.
+        line = (
+            RedisLine.from_url(settings.redis_url)
+            if redis is not None and settings.redis_url and tracer_provider is None
+            else None
+        )
         resources = Resources(
             settings=settings,
             metrics=metrics,
@@ -163,7 +170,7 @@ def create_service_app(
             redis=redis,
             redis_guard=guard,
             cache=(
-                ResponseCache(guard, metrics, key_prefix=settings.redis_key_prefix)
+                ResponseCache(guard, metrics, key_prefix=settings.redis_key_prefix, line=line)
                 if settings.cache_enabled and spec.cached_routes
                 else None
             ),
@@ -171,11 +178,7 @@ def create_service_app(
             # Answers within the probes' 2 s timeout even while a connect hangs.
             database_probe=DatabaseProbe(engine, timeout=min(settings.database_pool_timeout, 1.5)),
         )
-        line: RedisLine | None = None
         if spec.rate_limited and settings.rate_limit_enabled:
-            # Traced instances keep redis-py, whose calls the tracer sees.
-            if redis is not None and settings.redis_url and tracer_provider is None:
-                line = RedisLine.from_url(settings.redis_url)
             resources.rate_limiter = RateLimiter(
                 guard,
                 metrics,

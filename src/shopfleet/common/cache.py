@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.redis import RedisGuard
+from shopfleet.common.redis_line import RedisLine
 
 log = logging.getLogger("shopfleet.cache")
 
@@ -79,8 +80,16 @@ class LocalStore:
 class ResponseCache:
     """Serialised response bytes in Redis (or in-process), keyed by generation."""
 
-    def __init__(self, guard: RedisGuard, metrics: Metrics, *, key_prefix: str) -> None:
+    def __init__(
+        self,
+        guard: RedisGuard,
+        metrics: Metrics,
+        *,
+        key_prefix: str,
+        line: RedisLine | None = None,
+    ) -> None:
         self.guard = guard
+        self.line = line  # the lean connection for the read script (redis_line.py), if any
         self.metrics = metrics
         self.prefix = key_prefix
         self.local = LocalStore() if not guard.configured else None
@@ -103,8 +112,16 @@ class ResponseCache:
         script = self._read
         assert script is not None
 
+        line = self.line
+
         async def command(_: Redis) -> tuple[str, bytes | None]:
-            generation, body = await script(keys=[generation_key], args=[head, tail])
+            if line is not None:
+                reply = await line.run_script(
+                    script.sha, _READ_SCRIPT, [generation_key], [head, tail]
+                )
+            else:
+                reply = await script(keys=[generation_key], args=[head, tail])
+            generation, body = reply
             return generation.decode() if isinstance(generation, bytes) else str(generation), body
 
         return await self.guard.run("cache_read", command, ("", None))
