@@ -23,6 +23,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -436,3 +437,23 @@ def five_services(
     finally:
         for proc in running.values():
             proc.terminate()
+
+
+def api_routes(router: Any) -> Iterator[APIRoute]:
+    """Every APIRoute of an app's router, however FastAPI wraps included routers."""
+    seen: set[int] = set()
+    for route in _walk_routes(router):
+        if id(route) not in seen:
+            seen.add(id(route))
+            yield route
+
+
+def _walk_routes(router: Any) -> Iterator[APIRoute]:
+    for route in getattr(router, "routes", []):
+        if isinstance(route, APIRoute):
+            yield route
+        else:  # an included router
+            for attribute in ("router", "app", "original_router"):
+                inner = getattr(route, attribute, None)
+                if inner is not None and inner is not route:
+                    yield from _walk_routes(inner)

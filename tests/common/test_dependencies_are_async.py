@@ -13,21 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.services import app_factory
-
-
-def _api_routes(router: Any) -> Iterator[APIRoute]:
-    for route in getattr(router, "routes", []):
-        if isinstance(route, APIRoute):
-            yield route
-        else:  # an included router, however FastAPI wraps it
-            for attribute in ("router", "app", "original_router"):
-                inner = getattr(route, attribute, None)
-                if inner is not None and inner is not route:
-                    yield from _api_routes(inner)
+from tests.support import api_routes
 
 
 def _runs_in_thread_pool(call: Any) -> bool:
@@ -46,7 +35,7 @@ def _sync_calls(dependant: Dependant) -> Iterator[str]:
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_dependency_or_endpoint_runs_in_the_thread_pool(service: str) -> None:
     app = app_factory(service)(Settings(service=service))
-    routes = {id(route): route for route in _api_routes(app.router)}.values()
+    routes = list(api_routes(app.router))
     assert len(routes) > 5, "the walk found no routes: FastAPI's router layout changed"
     found = {
         f"{sorted(route.methods or ())} {route.path}: {call}"

@@ -12,9 +12,12 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import event
+from starlette.requests import Request
 
 from shopfleet.categories import caching as category_caching
+from shopfleet.products import api as product_api
 from shopfleet.products import caching as product_caching
+from shopfleet.products import reads as product_reads
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
 from tests.support import REDIS_URL, base_settings
@@ -201,3 +204,83 @@ async def test_a_cache_hit_says_nosniff(cached_shop: Shop) -> None:
     hit = await cached_shop.client.get("/v1/categories")
     assert hit.headers["x-cache"] == "HIT"
     assert hit.headers["x-content-type-options"] == "nosniff"
+
+
+class _CountingEndpoint:
+    """Counts the requests FastAPI runs a products endpoint for (each resolves `_currency`)."""
+
+    def __init__(self, shop: Shop) -> None:
+        self.app = shop.platform.apps["products"]
+        self.calls = 0
+
+        async def currency(request: Request) -> str:
+            self.calls += 1
+            return await product_api._currency(request)
+
+        self.app.dependency_overrides[product_api._currency] = currency
+
+    def restore(self) -> None:
+        self.app.dependency_overrides.pop(product_api._currency, None)
+
+
+async def test_a_plain_detail_read_is_answered_directly_with_the_endpoints_bytes(
+    cached_shop: Shop,
+) -> None:
+    product_id = await cached_shop.product(price=12.3, stock=3)
+    fresh = {**cached_shop.admin, "Cache-Control": "no-cache"}
+    endpoint = _CountingEndpoint(cached_shop)
+    try:
+        direct = await cached_shop.client.get(f"/v1/products/{product_id}", headers=fresh)
+        assert endpoint.calls == 0, "the plain read went through FastAPI"
+        # The same read through the endpoint: every field named, so not the plain form.
+        every_field = "id,sku,name,description,price,currency,categoryId,stock,inStock,image,createdAt,updatedAt"
+        routed = await cached_shop.client.get(
+            f"/v1/products/{product_id}?fields={every_field}", headers=fresh
+        )
+        assert endpoint.calls == 1
+        assert direct.status_code == routed.status_code == 200
+        assert direct.content == routed.content
+        assert direct.headers["content-type"] == routed.headers["content-type"]
+        assert direct.json()["price"] == 12.3 and direct.json()["stock"] == 3
+        # A miss fills the cache from the direct read; the hit serves the same bytes.
+        miss = await cached_shop.client.get(f"/v1/products/{product_id}")
+        hit = await cached_shop.client.get(f"/v1/products/{product_id}")
+        assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT")
+        assert miss.content == hit.content == direct.content
+        assert endpoint.calls == 1
+        # No such product, another spelling of the id: the endpoint answers.
+        missing = await cached_shop.client.get(f"/v1/products/{uuid.uuid4()}", headers=fresh)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        upper = await cached_shop.client.get(f"/v1/products/{product_id.upper()}", headers=fresh)
+        assert upper.status_code == 200 and upper.content == direct.content
+        assert endpoint.calls == 3
+    finally:
+        endpoint.restore()
+
+
+async def test_a_failed_direct_read_is_answered_by_the_endpoint(
+    cached_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product_id = await cached_shop.product()
+    endpoint = _CountingEndpoint(cached_shop)
+
+    real = product_reads.product_detail_bytes
+    failures: list[int] = []
+
+    async def fails_once(*args: Any, **kwargs: Any) -> bytes | None:
+        if not failures:  # the direct read; the endpoint's own read then succeeds
+            failures.append(1)
+            raise ConnectionRefusedError("the database is down")
+        body: bytes | None = await real(*args, **kwargs)
+        return body
+
+    monkeypatch.setattr(product_reads, "product_detail_bytes", fails_once)
+    try:
+        response = await cached_shop.client.get(
+            f"/v1/products/{product_id}", headers={**cached_shop.admin, "Cache-Control": "no-cache"}
+        )
+        assert response.status_code == 200 and response.json()["id"] == product_id
+        assert failures == [1] and endpoint.calls == 1
+    finally:
+        endpoint.restore()

@@ -3,12 +3,17 @@
 A hit costs one Redis round trip and no routing, validation or serialisation: the stored
 bytes are the response. A miss runs the endpoint as usual and keeps its body when the
 status is 200. Concurrent misses of one key share one run of the endpoint (single flight).
+
+A route may also have a `direct` answer: for the plain form of its request (say, a
+product by its canonical id, no query) it reads the 200 body itself, without FastAPI's
+routing, dependencies and response machinery; anything else, and every error, is left
+to the FastAPI endpoint, which stays the route's definition (and its OpenAPI entry).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -77,6 +82,8 @@ class CachedRoute:
     key: Callable[[re.Match[str], str], str | None]
     ttl: Callable[[Any], int]
     query: Mapping[str, QueryValue] = field(default_factory=dict)
+    # The 200 body read without FastAPI, or None to let the endpoint answer (see above).
+    direct: Callable[[Scope, re.Match[str]], Awaitable[bytes | None]] | None = None
 
 
 def normalise_query(query_string: bytes, known: Mapping[str, QueryValue]) -> str:
@@ -133,16 +140,22 @@ class CachedReads:
         scope[_LOOKUP_KEY] = lookup = self._decide(scope)
         return lookup
 
-    def _decide(self, scope: Scope) -> CacheLookup | None:
+    def route_of(self, scope: Scope) -> tuple[CachedRoute, re.Match[str]] | None:
+        """The cached route a GET asks for, with its path's match."""
         if scope["type"] != "http" or scope["method"] != "GET":
             return None
         path = scope["path"]
         for route in self.routes:
             match = route.pattern.fullmatch(path)
             if match is not None:
-                break
-        else:
+                return route, match
+        return None
+
+    def _decide(self, scope: Scope) -> CacheLookup | None:
+        found = self.route_of(scope)
+        if found is None:
             return None
+        route, match = found
         if _admin_wants_fresh(scope):
             # An admin may insist on the database (Cache-Control: no-cache); nothing is stored.
             return None
@@ -170,6 +183,13 @@ class CachedReadMiddleware:
         cache = self.cache()
         lookup = self.reads.lookup(scope) if cache is not None else None
         if lookup is None:
+            # Uncached (an admin's no-cache, caching off): still answered directly if it can.
+            found = self.reads.route_of(scope)
+            if found is not None and found[0].direct is not None:
+                body = await _direct_body(scope, *found)
+                if body is not None:
+                    await _send_json(send, body)
+                    return
             await self.app(scope, receive, send)
             return
         assert cache is not None
@@ -177,6 +197,10 @@ class CachedReadMiddleware:
         scope[ROUTE_TEMPLATE_KEY] = lookup.route.template
 
         async def load() -> bytes:
+            if lookup.route.direct is not None:
+                body = await _direct_body(scope, lookup.route, lookup.match)
+                if body is not None:
+                    return body
             messages: list[Message] = []
 
             async def capture(message: Message) -> None:
@@ -202,7 +226,7 @@ class CachedReadMiddleware:
             for message in refused.messages:
                 await send(dict(message))  # copies: each waiter's layers add their own headers
             return
-        await _send_json(send, result.body, key=lookup.key, hit=result.hit)
+        await _send_json(send, result.body, cache=(lookup.key, result.hit))
 
 
 def _admin_wants_fresh(scope: Scope) -> bool:
@@ -228,12 +252,27 @@ async def warm(app: ASGIApp, paths: list[str]) -> int:
     return warmed
 
 
-async def _send_json(send: Send, body: bytes, *, key: str, hit: bool) -> None:
+async def _direct_body(scope: Scope, route: CachedRoute, match: re.Match[str]) -> bytes | None:
+    """The route's direct answer; None leaves the request to the FastAPI endpoint.
+
+    A failure (the database unavailable, say) is left to it too: the endpoint runs the
+    same read again and answers the error as every other route does (503, problem+json).
+    """
+    assert route.direct is not None
+    scope[ROUTE_TEMPLATE_KEY] = route.template  # never routed: name it for the metrics
+    try:
+        return await route.direct(scope, match)
+    except Exception:
+        return None
+
+
+async def _send_json(send: Send, body: bytes, *, cache: tuple[str, bool] | None = None) -> None:
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"x-cache", b"HIT" if hit else b"MISS"),
-        (b"x-cache-key", key.encode()),
     ]
+    if cache is not None:
+        key, hit = cache
+        headers += [(b"x-cache", b"HIT" if hit else b"MISS"), (b"x-cache-key", key.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
 
 from shopfleet.common.app import Resources
 from shopfleet.common.cache import ResponseCache
@@ -25,9 +26,9 @@ from shopfleet.common.cached_reads import (
 from shopfleet.common.database import invalidate_after_commit
 from shopfleet.common.errors import is_connection_failure
 from shopfleet.contracts import products as contract
-from shopfleet.products.listing import ProductListQuery
+from shopfleet.products import reads
+from shopfleet.products.listing import ALL_FIELDS, ProductListQuery
 from shopfleet.products.models import Product
-from shopfleet.products.reads import total_key
 
 log = logging.getLogger("shopfleet.products.cache")
 LIST_SCOPE = contract.LIST_SCOPE
@@ -73,7 +74,7 @@ async def cached_total(
 
     scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
     result = await cache.get_or_load(
-        scope=scope, key=total_key(query, category_id), ttl=ttl, load=load
+        scope=scope, key=reads.total_key(query, category_id), ttl=ttl, load=load
     )
     return int(result.body)
 
@@ -91,6 +92,24 @@ def _detail_key(match: re.Match[str], query: str) -> str | None:
     if product_id is None or match["id"] != product_id:
         return None
     return f"products:detail:{product_id}" + (f"?{query}" if query else "")
+
+
+async def _direct_detail(scope: Scope, match: re.Match[str]) -> bytes | None:
+    """GET /v1/products/{id} by its canonical id with no query: the same SELECT and bytes
+    as the endpoint (api.get_product), without FastAPI. Anything else (fields, another
+    spelling of the id, no such product) goes to the endpoint, which answers it."""
+    if scope["query_string"]:
+        return None
+    product_id = _canonical_id(match)
+    if product_id is None or match["id"] != product_id:
+        return None
+    resources: Resources = scope["app"].state.resources
+    return await reads.product_detail_bytes(
+        resources.engine,
+        product_id=uuid.UUID(product_id),
+        fields=ALL_FIELDS,
+        currency=resources.settings.currency,
+    )
 
 
 # What GET /v1/products reads (products/listing.py); tests/products/test_cache.py checks
@@ -125,6 +144,7 @@ CACHED_ROUTES = [
         key=_detail_key,
         ttl=lambda settings: settings.cache_detail_ttl,
         query=DETAIL_QUERY,
+        direct=_direct_detail,
     ),
 ]
 
