@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import event
-from starlette.requests import Request
 
 from shopfleet.categories import caching as category_caching
 from shopfleet.products import api as product_api
 from shopfleet.products import caching as product_caching
+from shopfleet.products import listing as product_listing
 from shopfleet.products import reads as product_reads
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
@@ -207,20 +208,22 @@ async def test_a_cache_hit_says_nosniff(cached_shop: Shop) -> None:
 
 
 class _CountingEndpoint:
-    """Counts the requests FastAPI runs a products endpoint for (each resolves `_currency`)."""
+    """Counts the requests FastAPI runs an endpoint for, by a dependency only it resolves."""
 
-    def __init__(self, shop: Shop) -> None:
+    def __init__(self, shop: Shop, dependency: Callable[..., Awaitable[Any]]) -> None:
         self.app = shop.platform.apps["products"]
+        self.dependency = dependency
         self.calls = 0
 
-        async def currency(request: Request) -> str:
+        @functools.wraps(dependency)  # FastAPI reads the parameters of the wrapped one
+        async def counting(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
-            return await product_api._currency(request)
+            return await dependency(*args, **kwargs)
 
-        self.app.dependency_overrides[product_api._currency] = currency
+        self.app.dependency_overrides[dependency] = counting
 
     def restore(self) -> None:
-        self.app.dependency_overrides.pop(product_api._currency, None)
+        self.app.dependency_overrides.pop(self.dependency, None)
 
 
 async def test_a_plain_detail_read_is_answered_directly_with_the_endpoints_bytes(
@@ -228,7 +231,7 @@ async def test_a_plain_detail_read_is_answered_directly_with_the_endpoints_bytes
 ) -> None:
     product_id = await cached_shop.product(price=12.3, stock=3)
     fresh = {**cached_shop.admin, "Cache-Control": "no-cache"}
-    endpoint = _CountingEndpoint(cached_shop)
+    endpoint = _CountingEndpoint(cached_shop, product_api._currency)
     try:
         direct = await cached_shop.client.get(f"/v1/products/{product_id}", headers=fresh)
         assert endpoint.calls == 0, "the plain read went through FastAPI"
@@ -263,7 +266,7 @@ async def test_a_failed_direct_read_is_answered_by_the_endpoint(
     cached_shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     product_id = await cached_shop.product()
-    endpoint = _CountingEndpoint(cached_shop)
+    endpoint = _CountingEndpoint(cached_shop, product_api._currency)
 
     real = product_reads.product_detail_bytes
     failures: list[int] = []
@@ -282,5 +285,46 @@ async def test_a_failed_direct_read_is_answered_by_the_endpoint(
         )
         assert response.status_code == 200 and response.json()["id"] == product_id
         assert failures == [1] and endpoint.calls == 1
+    finally:
+        endpoint.restore()
+
+
+async def test_a_plain_list_page_is_answered_directly_with_the_endpoints_bytes(
+    cached_shop: Shop,
+) -> None:
+    for _ in range(3):
+        await cached_shop.product()
+    fresh = {**cached_shop.admin, "Cache-Control": "no-cache"}
+    endpoint = _CountingEndpoint(cached_shop, product_listing._list_query)
+    try:
+        for query in ("", "?limit=2", "?limit=2&page=2", "?page=1&limit=20"):
+            direct = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
+            assert endpoint.calls == 0, f"{query}: the plain list went through FastAPI"
+            # The same page through the endpoint: a parameter the direct answer leaves to it.
+            sep = "&" if query else "?"
+            routed = await cached_shop.client.get(
+                f"/v1/products{query}{sep}sort=-createdAt", headers=fresh
+            )
+            assert endpoint.calls == 1
+            endpoint.calls = 0
+            assert direct.status_code == routed.status_code == 200
+            assert direct.content == routed.content, query
+        page = (await cached_shop.client.get("/v1/products?limit=2", headers=fresh)).json()
+        assert len(page["results"]) == 2 and page["pagination"]["total"] == 3
+        # Spellings and values the direct answer does not take are the endpoint's.
+        for query, status in (
+            ("?limit=07", 200),
+            ("?limit=2&limit=3", 200),
+            ("?limit=0", 422),
+            ("?limit=101", 422),
+            ("?page=1000001", 422),
+            ("?limit=abc", 422),
+            ("?limit=", 422),
+        ):
+            before = endpoint.calls
+            response = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
+            assert response.status_code == status, (query, response.text)
+            if status == 200:  # a 422 is FastAPI's before the endpoint's dependency runs
+                assert endpoint.calls == before + 1, query
     finally:
         endpoint.restore()

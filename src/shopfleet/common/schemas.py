@@ -110,14 +110,40 @@ class PageParams(ApiModel):
         return (self.page - 1) * self.limit
 
 
+MAX_PAGE = 1_000_000
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+
+
 async def _page_params(
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> PageParams:
     return PageParams(page=page, limit=limit)
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]
+_PLAIN_NUMBER = re.compile(rb"[1-9][0-9]{0,6}")
+
+
+def plain_paging(query_string: bytes) -> PageParams | None:
+    """The paging of a query that says nothing else, each number spelled plainly
+    (`limit=20&page=2`, or nothing), as `PageDep` reads it; None for any other query.
+
+    For direct answers (common/cached_reads.py): whatever this refuses, FastAPI reads.
+    """
+    values = {b"page": 1, b"limit": DEFAULT_LIMIT}
+    given: set[bytes] = set()
+    for part in query_string.split(b"&") if query_string else ():
+        name, _, value = part.partition(b"=")
+        if name not in values or name in given or not _PLAIN_NUMBER.fullmatch(value):
+            return None
+        given.add(name)
+        values[name] = int(value)
+    page, limit = values[b"page"], values[b"limit"]
+    if page > MAX_PAGE or limit > MAX_LIMIT:
+        return None
+    return PageParams(page=page, limit=limit)
 
 
 def make_page(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -48,7 +47,7 @@ def _json(body: ApiModel, status_code: int = 200) -> Response:
 
 @router.get("", response_model=Page[ProductSelection])
 async def list_products(
-    query: ProductListQueryDep, request: Request, categories: CategoriesDep, currency: CurrencyDep
+    query: ProductListQueryDep, request: Request, categories: CategoriesDep
 ) -> Response:
     """List products: filters, sorts, field selection, and `cursor` for keyset pagination."""
     category_id = None
@@ -56,23 +55,8 @@ async def list_products(
         category_id = await categories.resolve(query.category)
         if category_id is None:  # no category has that slug: nothing is in it
             return _json(make_page([], params=query.paging, total=0))
-    resources = request.app.state.resources
-
-    def total(count: Callable[[], Awaitable[int]]) -> Awaitable[int]:
-        return caching.cached_total(
-            resources.cache,
-            query=query,
-            category_id=category_id,
-            ttl=resources.settings.cache_list_ttl,
-            count=count,
-        )
-
-    body = await reads.list_page_bytes(
-        resources.engine,
-        query=query,
-        category_id=category_id,
-        currency=currency,
-        cached_total=total,
+    body = await caching.list_page(
+        request.app.state.resources, query=query, category_id=category_id
     )
     return Response(body, media_type="application/json")
 

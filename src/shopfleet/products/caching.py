@@ -25,6 +25,7 @@ from shopfleet.common.cached_reads import (
 )
 from shopfleet.common.database import invalidate_after_commit
 from shopfleet.common.errors import is_connection_failure
+from shopfleet.common.schemas import plain_paging
 from shopfleet.contracts import products as contract
 from shopfleet.products import reads
 from shopfleet.products.listing import ALL_FIELDS, ProductListQuery
@@ -77,6 +78,39 @@ async def cached_total(
         scope=scope, key=reads.total_key(query, category_id), ttl=ttl, load=load
     )
     return int(result.body)
+
+
+async def list_page(
+    resources: Resources, *, query: ProductListQuery, category_id: uuid.UUID | None
+) -> bytes:
+    """A page of the catalog as JSON, its total counted once per cache generation."""
+
+    def total(count: Callable[[], Awaitable[int]]) -> Awaitable[int]:
+        return cached_total(
+            resources.cache,
+            query=query,
+            category_id=category_id,
+            ttl=resources.settings.cache_list_ttl,
+            count=count,
+        )
+
+    return await reads.list_page_bytes(
+        resources.engine,
+        query=query,
+        category_id=category_id,
+        currency=resources.settings.currency,
+        cached_total=total,
+    )
+
+
+async def _direct_list(scope: Scope, _: re.Match[str]) -> bytes | None:
+    """GET /v1/products with no query but `page` and `limit` (the storefront's catalog
+    pages): what the endpoint (api.list_products) answers, without FastAPI."""
+    paging = plain_paging(scope["query_string"])
+    if paging is None:
+        return None
+    resources: Resources = scope["app"].state.resources
+    return await list_page(resources, query=ProductListQuery(paging=paging), category_id=None)
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:
@@ -136,6 +170,7 @@ CACHED_ROUTES = [
         key=lambda match, query: f"products:list:{query}",
         ttl=lambda settings: settings.cache_list_ttl,
         query=LIST_QUERY,
+        direct=_direct_list,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
