@@ -30,6 +30,11 @@ _READ_SCRIPT = """
 local generation = redis.call('GET', KEYS[1]) or '0'
 return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
 """
+# KEYS: generation counters to bump, all in one atomic step (a script runs alone).
+_BUMP_SCRIPT = """
+for _, key in ipairs(KEYS) do redis.call('INCR', key) end
+return #KEYS
+"""
 _LOCK_WAIT = 0.5
 _LOCK_POLL = 0.02
 
@@ -96,6 +101,7 @@ class ResponseCache:
         self._flights: dict[str, asyncio.Future[bytes]] = {}
         self._lookups = label_children(metrics.cache)
         self._read = guard.redis.register_script(_READ_SCRIPT) if guard.redis else None
+        self._bump = guard.redis.register_script(_BUMP_SCRIPT) if guard.redis else None
 
     def _generation_key(self, scope: str) -> str:
         return f"{self.prefix}gen:{scope}"
@@ -144,11 +150,17 @@ class ResponseCache:
             self.local.bump(keys)
             return
 
-        async def command(redis: Redis) -> None:
-            async with redis.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    pipe.incr(key)
-                await pipe.execute()
+        script = self._bump
+        assert script is not None
+        line = self.line
+
+        async def command(_: Redis) -> None:
+            # One script, not MULTI/INCR.../EXEC: one command each way, on the lean line
+            # when there is one (an order bumps its products' generations).
+            if line is not None:
+                await line.run_script(script.sha, _BUMP_SCRIPT, keys, [])
+            else:
+                await script(keys=keys)
 
         await self.guard.run("cache_invalidate", command, None)
 
