@@ -16,7 +16,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from shopfleet.common.errors import DependencyUnavailable
-from shopfleet.common.metrics import Metrics
+from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.settings import Settings
 
 log = logging.getLogger("shopfleet.http")
@@ -145,6 +145,7 @@ class ServiceClient:
             transport=transport or AiohttpTransport(limits=_LIMITS),
         )
         self.breakers: dict[str, CircuitBreaker] = {}
+        self._outbound = label_children(metrics.outbound)
 
     def breaker(self, target: str) -> CircuitBreaker:
         if target not in self.breakers:
@@ -180,7 +181,7 @@ class ServiceClient:
         """
         breaker = self.breaker(target)
         if not breaker.allow():
-            self.metrics.outbound.labels(target, "short_circuit").inc()
+            self._outbound(target, "short_circuit").inc()
             raise DependencyUnavailable(
                 f"The {target} service is unavailable.", retry_after=breaker.retry_after()
             )
@@ -199,7 +200,7 @@ class ServiceClient:
                         headers=headers,
                     )
                 except httpx.TransportError as exc:
-                    self.metrics.outbound.labels(target, "error").inc()
+                    self._outbound(target, "error").inc()
                     log.warning(
                         "call failed", extra={"target": target, "path": path, "error": repr(exc)}
                     )
@@ -210,7 +211,7 @@ class ServiceClient:
                     raise DependencyUnavailable(f"The {target} service is unavailable.") from exc
                 unavailable = response.status_code in _UNAVAILABLE
                 failed = response.status_code >= 500
-                self.metrics.outbound.labels(target, "error" if failed else "ok").inc()
+                self._outbound(target, "error" if failed else "ok").inc()
                 if unavailable and attempt + 1 < attempts:
                     await asyncio.sleep(_backoff(attempt))
                     continue
