@@ -311,6 +311,35 @@ async def test_a_plain_list_page_is_answered_directly_with_the_endpoints_bytes(
             assert direct.content == routed.content, query
         page = (await cached_shop.client.get("/v1/products?limit=2", headers=fresh)).json()
         assert len(page["results"]) == 2 and page["pagination"]["total"] == 3
+        # The next page by its cursor (endless scroll) is answered directly too.
+        cursor = page["pagination"]["nextCursor"]
+        for query in (f"?limit=2&cursor={cursor}", f"?cursor={cursor}&limit=2&page=1"):
+            direct = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
+            assert endpoint.calls == 0, f"{query}: the cursor page went through FastAPI"
+            routed = await cached_shop.client.get(
+                f"/v1/products{query}&sort=-createdAt", headers=fresh
+            )
+            assert endpoint.calls == 1
+            endpoint.calls = 0
+            assert direct.status_code == routed.status_code == 200
+            assert direct.content == routed.content, query
+            assert [p["id"] for p in direct.json()["results"]] == [
+                p["id"]
+                for p in (await cached_shop.client.get("/v1/products", headers=fresh)).json()[
+                    "results"
+                ][2:]
+            ]
+        # A cursor percent-encoded, of another sort order, broken, or beside page=2: the
+        # endpoint's (its own answer, or its 422).
+        encoded = "".join(f"%{ord(c):02X}" for c in cursor)
+        for query, status in (
+            (f"?limit=2&cursor={encoded}", 200),
+            (f"?cursor={cursor}&page=2", 422),
+            ("?cursor=not-a-cursor", 422),
+            (f"?cursor={cursor}&cursor={cursor}", 200),
+        ):
+            response = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
+            assert response.status_code == status, (query, response.text)
         # Spellings and values the direct answer does not take are the endpoint's.
         for query, status in (
             ("?limit=07", 200),

@@ -24,11 +24,11 @@ from shopfleet.common.cached_reads import (
     warm,
 )
 from shopfleet.common.database import invalidate_after_commit
-from shopfleet.common.errors import is_connection_failure
+from shopfleet.common.errors import Unprocessable, is_connection_failure
 from shopfleet.common.schemas import plain_paging
 from shopfleet.contracts import products as contract
 from shopfleet.products import reads
-from shopfleet.products.listing import ALL_FIELDS, ProductListQuery
+from shopfleet.products.listing import ALL_FIELDS, ProductListQuery, decode_cursor
 from shopfleet.products.models import Product
 
 log = logging.getLogger("shopfleet.products.cache")
@@ -103,14 +103,39 @@ async def list_page(
     )
 
 
+# An unpadded URL-safe base64 token as encode_cursor makes it, not percent-encoded.
+_PLAIN_CURSOR = re.compile(rb"[A-Za-z0-9_-]{1,1000}")
+
+
+def _plain_list_query(query_string: bytes) -> ProductListQuery | None:
+    """The catalog in its default order with nothing but `page` and `limit`, or `limit`
+    and a `cursor` of that order (the storefront's pages and its endless scroll), as
+    the endpoint reads them; None for any other query, which the endpoint reads."""
+    parts = query_string.split(b"&") if query_string else []
+    cursors = [part[len(b"cursor=") :] for part in parts if part.startswith(b"cursor=")]
+    paging = plain_paging(b"&".join(part for part in parts if not part.startswith(b"cursor=")))
+    if paging is None or len(cursors) > 1:
+        return None
+    if not cursors:
+        return ProductListQuery(paging=paging)
+    cursor = cursors[0]
+    if paging.page != 1 or not _PLAIN_CURSOR.fullmatch(cursor):
+        return None
+    try:
+        after = decode_cursor(ProductListQuery.sort, cursor.decode())
+    except Unprocessable:
+        return None
+    return ProductListQuery(paging=paging, after=after)
+
+
 async def _direct_list(scope: Scope, _: re.Match[str]) -> bytes | None:
-    """GET /v1/products with no query but `page` and `limit` (the storefront's catalog
-    pages): what the endpoint (api.list_products) answers, without FastAPI."""
-    paging = plain_paging(scope["query_string"])
-    if paging is None:
+    """GET /v1/products in its plainest forms (_plain_list_query): what the endpoint
+    (api.list_products) answers, without FastAPI."""
+    query = _plain_list_query(scope["query_string"])
+    if query is None:
         return None
     resources: Resources = scope["app"].state.resources
-    return await list_page(resources, query=ProductListQuery(paging=paging), category_id=None)
+    return await list_page(resources, query=query, category_id=None)
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:
