@@ -85,19 +85,27 @@ async def _orders_side(
 async def check_stock(
     platform: BenchPlatform, stock_before: dict[str, int], *, settle_seconds: float = 20
 ) -> dict[str, Any]:
-    """Compare stock taken with reservations and confirmed orders, once nothing is pending.
+    """Compare stock taken with reservations and confirmed orders, once nothing moves.
 
     wrk stops mid-request; orders still in flight then settle within moments, so wait
-    (bounded) until none of these products' orders is `pending`.
+    (bounded) until none of these products' orders is `pending` and products' side did
+    not change while orders' was read. Products is read before and after orders: an
+    order stores its pending row before it reserves, so every reservation the first
+    read counts has its order in the orders read (pending, so wait, or settled), and an
+    order that reserves later changes products' figures in between. Reading orders
+    alone first (as this once did) missed a request that stored its order just after
+    that read and reserved before products' read: a mismatch with no sale behind it.
     """
     ids = [uuid.UUID(i) for i in stock_before]
     deadline = time.monotonic() + settle_seconds
     while True:
+        products_before = await _products_side(platform, ids)
         confirmed, statuses = await _orders_side(platform, ids)
-        if not statuses.get("pending") or time.monotonic() > deadline:
+        stock, reserved = await _products_side(platform, ids)
+        settled = not statuses.get("pending") and products_before == (stock, reserved)
+        if settled or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
-    stock, reserved = await _products_side(platform, ids)
     taken = {i: stock_before[str(i)] - stock[i] for i in ids}
     mismatched = [
         str(i) for i in ids if taken[i] != reserved.get(i, 0) or taken[i] != confirmed.get(i, 0)
