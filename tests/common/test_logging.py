@@ -92,12 +92,23 @@ def test_access_lines_are_the_same_written_directly_or_through_logging() -> None
         root.addHandler(capture)  # someone else listens too: through logging
         access.write(dict(fields))
         assert [record.__dict__["request_id"] for record in captured] == ["r-1"]
+        root.removeHandler(capture)
+        parent = logging.getLogger("shopfleet.test")  # a parent's listener counts too
+        parent.addHandler(capture)
+        try:
+            access.write(dict(fields))
+        finally:
+            parent.removeHandler(capture)
+        assert len(captured) == 2
         handler.flush()
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
         handler.close()
-    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    direct, through_logging, past_parent = (
+        json.loads(line) for line in stream.getvalue().splitlines()
+    )
+    assert past_parent["request_id"] == "r-1"  # the parent's record also reached the root
     assert direct.pop("ts") and through_logging.pop("ts")
     assert list(direct.items()) == list(through_logging.items())
     assert direct["msg"] == "request" and direct["request_id"] == "r-1"

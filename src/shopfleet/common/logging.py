@@ -145,10 +145,15 @@ class AccessLog:
 
     def _direct_handler(self) -> BatchingStreamHandler | None:
         """The batching handler, when it is the only place this logger's lines go."""
-        logger = self.logger
-        if logger.handlers or logger.filters or not logger.propagate:
-            return None
         root = logging.getLogger()
+        if self.logger.filters:
+            return None
+        # Records propagate up to the root through every parent's handlers.
+        current: logging.Logger | None = self.logger
+        while current is not None and current is not root:
+            if current.handlers or not current.propagate:
+                return None
+            current = current.parent
         if len(root.handlers) != 1 or root.filters:
             return None
         handler = root.handlers[0]
