@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("shopfleet.app")
+# Tracing is ours (common/tracing.py, with its own provider, never the global one), so
+# FastAPI's native telemetry never has a provider; left on, it still asks OpenTelemetry's
+# globals (and the environment) three times per request. The bench's floor app uses the
+# same setting, so the ratios compare like with like.
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 Hook = Callable[[FastAPI, "Resources"], Awaitable[None]]
 StateT = TypeVar("StateT")
 
@@ -237,10 +243,7 @@ def create_service_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        # Tracing is ours (common/tracing.py, with its own provider, never the global
-        # one), so FastAPI's native telemetry never has a provider; left on, it still
-        # asks OpenTelemetry's globals (and the environment) three times per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_error_handlers(app)
     install_problem_schema(app)
