@@ -289,6 +289,22 @@ async def test_a_failed_direct_read_is_answered_by_the_endpoint(
         endpoint.restore()
 
 
+async def _direct_like_the_endpoint(
+    shop: Shop, endpoint: _CountingEndpoint, query: str, headers: dict[str, str]
+) -> httpx.Response:
+    """GET /v1/products`query`: answered without the endpoint, with the bytes the endpoint
+    gives the same page (asked with a parameter the direct answer leaves to it)."""
+    direct = await shop.client.get(f"/v1/products{query}", headers=headers)
+    assert endpoint.calls == 0, f"{query}: went through FastAPI"
+    sep = "&" if query else "?"
+    routed = await shop.client.get(f"/v1/products{query}{sep}sort=-createdAt", headers=headers)
+    assert endpoint.calls == 1
+    endpoint.calls = 0
+    assert direct.status_code == routed.status_code == 200
+    assert direct.content == routed.content, query
+    return direct
+
+
 async def test_a_plain_list_page_is_answered_directly_with_the_endpoints_bytes(
     cached_shop: Shop,
 ) -> None:
@@ -298,31 +314,13 @@ async def test_a_plain_list_page_is_answered_directly_with_the_endpoints_bytes(
     endpoint = _CountingEndpoint(cached_shop, product_listing._list_query)
     try:
         for query in ("", "?limit=2", "?limit=2&page=2", "?page=1&limit=20"):
-            direct = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
-            assert endpoint.calls == 0, f"{query}: the plain list went through FastAPI"
-            # The same page through the endpoint: a parameter the direct answer leaves to it.
-            sep = "&" if query else "?"
-            routed = await cached_shop.client.get(
-                f"/v1/products{query}{sep}sort=-createdAt", headers=fresh
-            )
-            assert endpoint.calls == 1
-            endpoint.calls = 0
-            assert direct.status_code == routed.status_code == 200
-            assert direct.content == routed.content, query
+            await _direct_like_the_endpoint(cached_shop, endpoint, query, fresh)
         page = (await cached_shop.client.get("/v1/products?limit=2", headers=fresh)).json()
         assert len(page["results"]) == 2 and page["pagination"]["total"] == 3
         # The next page by its cursor (endless scroll) is answered directly too.
         cursor = page["pagination"]["nextCursor"]
         for query in (f"?limit=2&cursor={cursor}", f"?cursor={cursor}&limit=2&page=1"):
-            direct = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
-            assert endpoint.calls == 0, f"{query}: the cursor page went through FastAPI"
-            routed = await cached_shop.client.get(
-                f"/v1/products{query}&sort=-createdAt", headers=fresh
-            )
-            assert endpoint.calls == 1
-            endpoint.calls = 0
-            assert direct.status_code == routed.status_code == 200
-            assert direct.content == routed.content, query
+            direct = await _direct_like_the_endpoint(cached_shop, endpoint, query, fresh)
             assert [p["id"] for p in direct.json()["results"]] == [
                 p["id"]
                 for p in (await cached_shop.client.get("/v1/products", headers=fresh)).json()[
