@@ -92,4 +92,6 @@ async def test_an_order_is_one_products_call_and_at_most_8_round_trips(
     assert products_calls.paths == ["POST /internal/products/reservations"]
     total = len(trips["orders"]) + len(trips["products"])
     assert total <= ROUND_TRIP_BUDGET, trips
+    # Each step is one statement on PostgreSQL: store pending, reserve, decide.
+    assert (len(trips["orders"]), len(trips["products"])) == (2, 1), trips
     assert await shop.stock(product) == 7

@@ -254,19 +254,38 @@ async def test_concurrent_multi_line_orders_stay_consistent(store: Platform) -> 
     assert (await stock_of(store, a), await stock_of(store, b)) == (3, 0)
 
 
-async def test_concurrent_repeats_of_one_order_reserve_once(store: Platform) -> None:
-    (a,) = await stocked(store, 10)
+@pytest.mark.parametrize("stock", [10, 3])
+async def test_concurrent_repeats_of_one_order_reserve_once(store: Platform, stock: int) -> None:
+    # With 3 in stock, every repeat but the first finds too little left: it must still
+    # answer the reservation the first one made, not refuse it.
+    (a,) = await stocked(store, stock)
     order = str(uuid.uuid4())
     responses = await asyncio.gather(*(reserve(store, order, {a: 3}) for _ in range(10)))
     assert {response.status_code for response in responses} == {200}
     assert len({response.text for response in responses}) == 1
-    assert await stock_of(store, a) == 7
+    assert await stock_of(store, a) == stock - 3
     releases = await asyncio.gather(*(release(store, order) for _ in range(10)))
     assert {response.status_code for response in releases} == {200}
     assert {tuple(map(str, r.json()["items"])) for r in releases} == {
         tuple(map(str, responses[0].json()["items"]))
     }
-    assert await stock_of(store, a) == 10
+    assert await stock_of(store, a) == stock
+
+
+async def test_a_repeat_answers_what_is_stored_whatever_the_stock_is_now(store: Platform) -> None:
+    a, b = await stocked(store, 3, 1)
+    order = str(uuid.uuid4())
+    first = await reserve(store, order, {a: 3})
+    assert first.status_code == 200
+    again = await reserve(store, order, {a: 3})  # none left: still this order's reservation
+    assert again.status_code == 200 and again.json() == first.json()
+    assert await stock_of(store, a) == 0
+    released = str(uuid.uuid4())
+    assert (await release(store, released)).status_code == 200
+    for items in ({b: 5}, {b: 1}, {str(uuid.uuid4()): 1}):  # short, enough, unknown
+        late = await reserve(store, released, items)
+        assert late.status_code == 409 and late.json()["type"] == RELEASED, items
+    assert await stock_of(store, b) == 1
 
 
 async def test_racing_reserve_and_release_of_one_order_settle_consistently(store: Platform) -> None:

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import TextClause, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shopfleet.common.database import transaction_intent
+from shopfleet.common.database import one_statement, transaction_intent
 from shopfleet.orders import repository
 from shopfleet.orders.models import IdempotencyKey, Order, OrderLine
 
@@ -100,10 +100,8 @@ def _lines_json(order: Order) -> str:
 
 async def _one_statement(engine: AsyncEngine, statement: TextClause, params: dict[str, Any]) -> Any:
     """Run one statement in its own implicit transaction; return its scalar, if it has one."""
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        result = await autocommit.execute(statement, params)
-        return result.scalar() if result.returns_rows else None
+    rows = await one_statement(engine, statement, params)
+    return rows[0][0] if rows else None
 
 
 async def store_pending(

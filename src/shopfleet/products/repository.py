@@ -16,12 +16,14 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shopfleet.common.database import one_statement
 from shopfleet.products.models import Product, Reservation, ReservationLine
 
 
@@ -89,6 +91,83 @@ async def lock_for_reservation(
     connection = await session.connection()
     rows = await connection.execute(_LOCK_FOR_RESERVATION, {"ids": sorted(ids)})
     return {row.id: PricedStock(row.sku, row.name, row.price_cents, row.stock) for row in rows}
+
+
+# PostgreSQL: a whole reservation as one statement (one round trip, its own transaction).
+# Data flows in one direction, so the steps run in this order whatever the planner does:
+# lock the products in id order (the lock order of every reservation and release), judge
+# the lines on the locked rows, claim the order id only if every line can be had (a claim
+# taken earlier makes ON CONFLICT do nothing: a repeat, answered by the caller), store the
+# lines only with a claim, and take stock only for stored lines. A refusal writes nothing.
+_RESERVE_AT_ONCE = text("""
+WITH wanted AS (
+    SELECT wanted.product_id, wanted.quantity
+    FROM unnest(CAST(:ids AS UUID[]), CAST(:quantities AS INTEGER[]))
+        AS wanted(product_id, quantity)
+), locked AS (
+    SELECT id, sku, name, price_cents, stock FROM products
+    WHERE id = ANY(CAST(:ids AS UUID[]))
+    ORDER BY id
+    FOR UPDATE
+), verdict AS (
+    SELECT count(locked.id) = count(*)
+           AND coalesce(bool_and(locked.stock >= wanted.quantity), false) AS ok
+    FROM wanted LEFT JOIN locked ON locked.id = wanted.product_id
+), claim AS (
+    INSERT INTO reservations (order_id, status, created_at, updated_at)
+    SELECT CAST(:order_id AS UUID), 'reserved', CAST(:now AS TIMESTAMPTZ),
+           CAST(:now AS TIMESTAMPTZ)
+    FROM verdict WHERE verdict.ok
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+), stored AS (
+    INSERT INTO reservation_lines (order_id, product_id, quantity, sku, name, unit_price_cents)
+    SELECT claim.order_id, locked.id, wanted.quantity, locked.sku, locked.name,
+           locked.price_cents
+    FROM claim CROSS JOIN wanted JOIN locked ON locked.id = wanted.product_id
+    RETURNING product_id, quantity
+), taken AS (
+    UPDATE products
+    SET stock = products.stock - stored.quantity, updated_at = CAST(:now AS TIMESTAMPTZ)
+    FROM stored WHERE products.id = stored.product_id
+    RETURNING products.id
+)
+SELECT wanted.product_id, locked.sku, locked.name, locked.price_cents, locked.stock,
+       (SELECT count(*) FROM taken) AS taken
+FROM wanted LEFT JOIN locked ON locked.id = wanted.product_id
+""")
+
+
+@dataclass(frozen=True)
+class AtOnce:
+    """What one reservation statement did: `taken` (all lines) or nothing, and what it saw."""
+
+    taken: bool
+    catalog: dict[uuid.UUID, PricedStock]  # the known products, locked, before any take
+
+
+async def reserve_at_once(
+    engine: AsyncEngine, order_id: uuid.UUID, quantities: Mapping[uuid.UUID, int], *, now: datetime
+) -> AtOnce:
+    """Claim `order_id`, store its lines and take their stock in one statement, or do nothing.
+
+    Nothing is done when a line is unknown or short, or when the order id is claimed
+    already (reserved, or released before it was reserved).
+    """
+    ids = sorted(quantities)
+    params = {
+        "order_id": order_id,
+        "ids": ids,
+        "quantities": [quantities[i] for i in ids],
+        "now": now,
+    }
+    rows = await one_statement(engine, _RESERVE_AT_ONCE, params)
+    catalog = {
+        row.product_id: PricedStock(row.sku, row.name, row.price_cents, row.stock)
+        for row in rows
+        if row.sku is not None
+    }
+    return AtOnce(taken=bool(rows) and rows[0].taken > 0, catalog=catalog)
 
 
 _DECREMENT = (

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shopfleet.common.database import utcnow
 from shopfleet.common.errors import Conflict, NotFound, Unprocessable
@@ -23,9 +24,9 @@ from shopfleet.contracts.products import (
     ReservedLine,
 )
 from shopfleet.products import repository, service
+from shopfleet.products.caching import invalidate_product_caches
 from shopfleet.products.repository import PricedStock, ReservedItem
 from shopfleet.products.schemas import cents_to_price
-from shopfleet.products.service import Shortage
 
 
 class InsufficientStock(Conflict):
@@ -33,12 +34,10 @@ class InsufficientStock(Conflict):
 
     problem_type = INSUFFICIENT_STOCK
 
-    def __init__(self, shortages: list[Shortage], catalog: dict[uuid.UUID, PricedStock]) -> None:
+    def __init__(
+        self, lines: list[contract.Shortage], catalog: Mapping[uuid.UUID, PricedStock]
+    ) -> None:
         # The body is contracts.products.ReservationConflict, which orders reads.
-        lines = [
-            contract.Shortage(product_id=s.product_id, requested=s.requested, available=s.available)
-            for s in shortages
-        ]
         products = [
             contract.PricedProduct(
                 product_id=product_id,
@@ -95,25 +94,61 @@ def _replay(
 async def reserve(
     *, db: AsyncSession, order_id: uuid.UUID, items: list[ReservationItem]
 ) -> ReservationPublic:
-    """Reserve and price every line of an order in this transaction, or none.
+    """Reserve and price every line of an order, or none.
 
-    A repeat for an order id already reserved answers that reservation unchanged. Round
-    trips: claim the order id, lock and read the products, take the stock, store the lines.
+    A repeat for an order id already reserved answers that reservation unchanged. On
+    PostgreSQL the whole reservation is one statement (one round trip); SQLite takes the
+    steps in the request's write transaction.
     """
+    quantities: Counter[uuid.UUID] = Counter()
+    for item in items:
+        quantities[item.product_id] += item.quantity
+    engine = db.bind
+    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
+        done = await repository.reserve_at_once(engine, order_id, quantities, now=utcnow())
+        if not done.taken:
+            # Nothing was written. An order id claimed already (this order reserved, or
+            # released first) is answered from what is stored, whatever the stock says now;
+            # the statement waited for any claim in flight, so it is committed and seen here.
+            stored = await repository.get_reservation(db, order_id)
+            if stored is not None:
+                return _replay(order_id, stored)
+            _refuse(items, quantities, done.catalog)
+        return _taken(db, order_id, _lines(quantities, done.catalog))
+    return await _reserve_in_steps(db, order_id, items, quantities)
+
+
+async def _reserve_in_steps(
+    db: AsyncSession,
+    order_id: uuid.UUID,
+    items: list[ReservationItem],
+    quantities: Mapping[uuid.UUID, int],
+) -> ReservationPublic:
+    """Claim the order id, lock and read the products, take the stock, store the lines."""
     now = utcnow()
-    # The order id row comes first: a concurrent repeat waits on it (PostgreSQL) and
-    # then finds it taken, before it has touched any stock.
+    # The order id row comes first: a concurrent repeat waits on it and then finds it
+    # taken, before it has touched any stock.
     if not await repository.claim_reservation(db, order_id, status="reserved", now=now):
         stored = await repository.get_reservation(db, order_id)
         if stored is None:  # cannot happen: the row that refused ours is committed
             raise Conflict("The reservation is changing concurrently; try again.")
         return _replay(order_id, stored)
-    quantities: Counter[uuid.UUID] = Counter()
-    for item in items:
-        quantities[item.product_id] += item.quantity
     catalog = await repository.lock_for_reservation(db, quantities)
+    _refuse(items, quantities, catalog)  # a refusal rolls the transaction back, claim and all
+    await service.take_stock(db=db, quantities=quantities)
+    lines = _lines(quantities, catalog)
+    await repository.insert_reservation_lines(db, order_id, lines)
+    return _taken(db, order_id, lines)
+
+
+def _refuse(
+    items: list[ReservationItem],
+    quantities: Mapping[uuid.UUID, int],
+    catalog: Mapping[uuid.UUID, PricedStock],
+) -> None:
+    """Raise 422 for unknown products, else 409 for short lines; return when all can be had."""
     unknown = [i for i, item in enumerate(items) if item.product_id not in catalog]
-    if unknown:  # the request's transaction rolls back, the claim with it
+    if unknown:
         raise Unprocessable(
             "Unknown product.",
             extra={
@@ -123,18 +158,38 @@ async def reserve(
                 ]
             },
         )
-    levels = {product_id: entry.stock for product_id, entry in catalog.items()}
-    shortages = await service.take_stock(db=db, quantities=quantities, levels=levels)
+    shortages = [
+        contract.Shortage(
+            product_id=product_id,
+            requested=quantities[product_id],
+            available=catalog[product_id].stock,
+        )
+        for product_id in sorted(quantities)
+        if catalog[product_id].stock < quantities[product_id]
+    ]
     if shortages:
-        raise InsufficientStock(shortages, catalog)  # the request's transaction rolls back
-    lines = {
+        raise InsufficientStock(shortages, catalog)
+
+
+def _lines(
+    quantities: Mapping[uuid.UUID, int], catalog: Mapping[uuid.UUID, PricedStock]
+) -> dict[uuid.UUID, ReservedItem]:
+    """The reserved lines with the price snapshot of the locked rows."""
+    return {
         product_id: ReservedItem(
             quantity, catalog[product_id].sku, catalog[product_id].name,
             catalog[product_id].price_cents,
         )
         for product_id, quantity in quantities.items()
     }  # fmt: skip
-    await repository.insert_reservation_lines(db, order_id, lines)
+
+
+def _taken(
+    db: AsyncSession, order_id: uuid.UUID, lines: dict[uuid.UUID, ReservedItem]
+) -> ReservationPublic:
+    """The answer for stock just taken; the products' caches are stale once it commits."""
+    # Stock and inStock show in details and lists: never stale after an order.
+    invalidate_product_caches(db, *sorted(lines))
     return _view(order_id, "reserved", lines)
 
 

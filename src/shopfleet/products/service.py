@@ -1,14 +1,14 @@
 """Products' rules. Every write to the catalog goes through the functions here:
 
-create_product, update_product and delete_product change products; take_stock and
-return_stock are the only places reservations change stock.
+create_product, update_product and delete_product change products; reservations change
+stock through take_stock and return_stock, or on PostgreSQL in one statement
+(repository.reserve_at_once).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,13 +33,6 @@ class SkuTaken(Conflict):
 class ProductNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("No such product.")
-
-
-@dataclass(frozen=True)
-class Shortage:
-    product_id: uuid.UUID
-    requested: int
-    available: int
 
 
 async def get_product(*, db: AsyncSession, product_id: str) -> Product:
@@ -114,29 +107,13 @@ async def delete_product(*, db: AsyncSession, product_id: str) -> None:
     invalidate_product_caches(db, product.id, totals=True)
 
 
-async def take_stock(
-    *,
-    db: AsyncSession,
-    quantities: Mapping[uuid.UUID, int],
-    levels: Mapping[uuid.UUID, int],
-) -> list[Shortage]:
-    """Take stock for every line, or take none and report the short ones.
+async def take_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> None:
+    """Take stock of rows the caller has locked and checked, in product id order.
 
-    `levels` are the stock of the products' rows the caller has locked
-    (repository.lock_for_reservation), so the check here is exact; the decrement stays
-    conditional (`stock >= quantity`) all the same.
+    (The reservation's steps on SQLite; on PostgreSQL it is one statement,
+    repository.reserve_at_once.) The decrement stays conditional (`stock >= quantity`).
     """
-    shortages = [
-        Shortage(product_id, quantities[product_id], levels.get(product_id, 0))
-        for product_id in sorted(quantities)
-        if levels.get(product_id, 0) < quantities[product_id]
-    ]
-    if shortages:
-        return shortages
-    # Stock and inStock show in details and lists: never stale after an order.
-    invalidate_product_caches(db, *sorted(quantities))
     await repository.change_stock(db, quantities, take=True, now=utcnow())
-    return []
 
 
 async def return_stock(*, db: AsyncSession, quantities: Mapping[uuid.UUID, int]) -> None:
