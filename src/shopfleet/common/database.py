@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, Executable, MetaData, Row, event
+from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
@@ -173,28 +172,6 @@ def transaction_intent(*, writes: bool) -> Iterator[None]:
         yield
     finally:
         _write_intent.reset(token)
-
-
-# Each engine's autocommit twin (same pool), made once: making it per statement cost more
-# than a primary-key read's SQL (a fifth of an order's statement time in orders).
-_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
-
-
-async def one_statement(
-    engine: AsyncEngine, statement: Executable, params: dict[str, Any]
-) -> Sequence[Row[Any]]:
-    """Run one statement as its own transaction and return its rows (PostgreSQL).
-
-    A single statement is atomic by itself, so it needs no BEGIN or COMMIT: one round
-    trip. Its data-modifying CTEs and row locks all belong to that one implicit
-    transaction.
-    """
-    autocommit = _AUTOCOMMIT.get(engine)
-    if autocommit is None:
-        autocommit = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    async with autocommit.connect() as connection:
-        result = await connection.execute(statement, params)
-        return result.all() if result.returns_rows else []
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

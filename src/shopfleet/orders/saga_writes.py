@@ -16,10 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import TextClause, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shopfleet.common.database import one_statement, transaction_intent
+from shopfleet.common.database import transaction_intent
+from shopfleet.common.statements import one_statement
 from shopfleet.orders import repository
 from shopfleet.orders.models import IdempotencyKey, Order, OrderLine
 
@@ -72,7 +73,7 @@ WITH decided AS (
         response_body = CAST(:response_body AS JSONB)
     WHERE order_id IN (SELECT id FROM decided)
 )
-SELECT count(*) FROM decided
+SELECT count(*) AS decided FROM decided
 """)
 
 
@@ -96,12 +97,6 @@ def _lines_json(order: Order) -> str:
             for line in order.lines
         ]
     ).decode()
-
-
-async def _one_statement(engine: AsyncEngine, statement: TextClause, params: dict[str, Any]) -> Any:
-    """Run one statement in its own implicit transaction; return its scalar, if it has one."""
-    rows = await one_statement(engine, statement, params)
-    return rows[0][0] if rows else None
 
 
 async def store_pending(
@@ -128,11 +123,9 @@ async def store_pending(
             "lines": _lines_json(order),
         }
         if key is None:
-            await _one_statement(engine, _PENDING_WITHOUT_KEY, params)
+            await one_statement(engine, _PENDING_WITHOUT_KEY, params)
         else:
-            await _one_statement(
-                engine, _PENDING_WITH_KEY, {**params, "key": key, "digest": digest}
-            )
+            await one_statement(engine, _PENDING_WITH_KEY, {**params, "key": key, "digest": digest})
         return
     with transaction_intent(writes=True):
         async with sessionmaker() as db:
@@ -176,7 +169,7 @@ async def decide(
     """
     engine = _engine(sessionmaker)
     if engine.dialect.name == "postgresql":
-        decided = await _one_statement(
+        rows = await one_statement(
             engine,
             _DECIDE,
             {
@@ -189,7 +182,7 @@ async def decide(
                 "response_body": orjson.dumps(response_body).decode(),
             },
         )
-        return bool(decided)
+        return bool(rows and rows[0]["decided"])
     with transaction_intent(writes=True):
         async with sessionmaker() as db:
             decided_here = await repository.resolve_pending(

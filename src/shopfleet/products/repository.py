@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shopfleet.common.database import one_statement
+from shopfleet.common.statements import one_statement
 from shopfleet.products.models import Product, Reservation, ReservationLine
 
 
@@ -163,11 +163,11 @@ async def reserve_at_once(
     }
     rows = await one_statement(engine, _RESERVE_AT_ONCE, params)
     catalog = {
-        row.product_id: PricedStock(row.sku, row.name, row.price_cents, row.stock)
+        row["product_id"]: PricedStock(row["sku"], row["name"], row["price_cents"], row["stock"])
         for row in rows
-        if row.sku is not None
+        if row["sku"] is not None
     }
-    return AtOnce(taken=bool(rows) and rows[0].taken > 0, catalog=catalog)
+    return AtOnce(taken=bool(rows) and rows[0]["taken"] > 0, catalog=catalog)
 
 
 _DECREMENT = (
