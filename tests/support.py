@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from unittest import mock
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -25,10 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shopfleet.common import statements as statements_module
 from shopfleet.common.app import Resources
+from shopfleet.common.dbmetrics import timer_of
 from shopfleet.common.migrations import migrate
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.services import app_factory
@@ -457,3 +460,32 @@ def _walk_routes(router: Any) -> Iterator[APIRoute]:
                 inner = getattr(route, attribute, None)
                 if inner is not None and inner is not route:
                     yield from _walk_routes(inner)
+
+
+@contextlib.contextmanager
+def sent_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement `engine` sends, with its parameters, while the block runs.
+
+    Both ways a statement leaves: SQLAlchemy's execution (its before_cursor_execute
+    event) and straight on the driver (common/statements.py, which fires no events).
+    """
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    original = statements_module._OnDriver.rows
+    timer = timer_of(engine)
+
+    async def rows(self: Any, statement: Any, params: Any) -> Any:
+        if self.timer is timer:
+            compiled = statements_module._compiled(statement, self.dialect)
+            sent.append((compiled.sql, compiled.arguments(params)))
+        return await original(self, statement, params)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        with mock.patch.object(statements_module._OnDriver, "rows", rows):
+            yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event
 
 from shopfleet.categories import caching as category_caching
 from shopfleet.products import api as product_api
@@ -21,7 +20,7 @@ from shopfleet.products import listing as product_listing
 from shopfleet.products import reads as product_reads
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
-from tests.support import REDIS_URL, base_settings
+from tests.support import REDIS_URL, base_settings, sent_statements
 
 
 @pytest.fixture
@@ -163,18 +162,14 @@ async def test_non_canonical_ids_are_not_cached(cached_shop: Shop) -> None:
 async def test_concurrent_cold_reads_query_the_database_once(cached_shop: Shop) -> None:
     product_id = await cached_shop.product()
     engine = cached_shop.platform.resources("products").engine
-    selects: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "products" in statement:
-            selects.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(engine) as sent:
         path = f"/v1/products/{product_id}?fields=name,price"
         responses = await asyncio.gather(*(cached_shop.client.get(path) for _ in range(50)))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    selects = [
+        statement
+        for statement, _ in sent
+        if statement.lstrip().upper().startswith("SELECT") and "products" in statement
+    ]
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
     assert len(selects) == 1, selects

@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from shopfleet.common.database import utcnow
 from tests.categories.helpers import admin_headers, create_category
 from tests.products.helpers import insert_products
-from tests.support import MakePlatform, Platform, with_fields
+from tests.support import MakePlatform, Platform, sent_statements, with_fields
 
 SORTS = ["createdAt", "-createdAt", "price", "-price", "name", "-name"]
 SORT_KEYS = {"createdAt": "created_at", "price": "price_cents", "name": "name"}
@@ -285,17 +284,8 @@ async def test_cursor_of_another_sort_or_with_a_page_is_422(shelf: Shelf) -> Non
 
 
 async def test_listing_sql_selects_only_what_it_returns(shelf: Shelf) -> None:
-    statements: list[tuple[str, Any]] = []
-
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        if "FROM products" in statement:
-            statements.append((" ".join(statement.split()), parameters))
-
-    engine = shelf.resources("products").engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    engine = shelf.resources("products").engine
+    with sent_statements(engine) as sent:
         first = await shelf.client.get(
             "/v1/products", params={"sort": "name", "limit": 2, "fields": "sku"}
         )
@@ -303,8 +293,11 @@ async def test_listing_sql_selects_only_what_it_returns(shelf: Shelf) -> None:
         await shelf.client.get(
             "/v1/products", params={"sort": "name", "limit": 2, "fields": "sku", "cursor": cursor}
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    statements = [
+        (" ".join(statement.split()), parameters)
+        for statement, parameters in sent
+        if "FROM products" in statement
+    ]
     # The first page counts; a page after a cursor does not (the total rides in the cursor).
     counts = [sql for sql, _ in statements if "count(" in sql]
     assert len(counts) == 1

@@ -9,8 +9,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopfleet.categories.models import Category
-from shopfleet.common.reads import optional_str, read_connection, rfc3339
+from shopfleet.common.reads import optional_str, rfc3339
 from shopfleet.common.schemas import parse_id
+from shopfleet.common.statements import statements
 from shopfleet.contracts.categories import is_slug
 
 _COLUMNS = (
@@ -37,10 +38,11 @@ async def category_bytes(engine: AsyncEngine, *, id_or_slug: str) -> bytes | Non
         statement, value = _BY_SLUG, id_or_slug
     else:
         return None
-    async with read_connection(engine) as connection:
-        row = (await connection.execute(statement, {"value": value})).mappings().first()
-    if row is None:
+    async with statements(engine) as connection:
+        rows = await connection.rows(statement, {"value": value})
+    if not rows:
         return None
+    row = rows[0]
     return orjson.dumps(
         {
             "id": str(row["id"]),

@@ -50,14 +50,16 @@ class _Compiled:
     names: tuple[str, ...]  # the parameters in $1..$n order
     # Parameters whose type converts the value first (a TypeDecorator such as UTCDateTime).
     processors: Mapping[str, Callable[[Any], Any]]
+    # Values the statement carries itself (`stock > 0` binds its 0).
+    defaults: Mapping[str, Any]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        processors = self.processors
-        if not processors:
-            return [params[name] for name in self.names]
+        values = [params[name] if name in params else self.defaults[name] for name in self.names]
+        if not self.processors:
+            return values
         return [
-            processors[name](params[name]) if name in processors else params[name]
-            for name in self.names
+            self.processors[name](value) if name in self.processors else value
+            for name, value in zip(self.names, values, strict=True)
         ]
 
 
@@ -76,8 +78,13 @@ def _compiled(statement: ClauseElement, dialect: Dialect) -> _Compiled:
         processors: dict[str, Any] = dict(compiled._bind_processors)
         if any(not callable(processor) for processor in processors.values()):
             raise TypeError("a tuple-typed parameter: use SQLAlchemy's path")
+        defaults = {
+            name: bind.effective_value
+            for bind, name in compiled.bind_names.items()
+            if not bind.required
+        }
         found = _COMPILED[statement] = _Compiled(
-            compiled.string, tuple(compiled.positiontup or ()), processors
+            compiled.string, tuple(compiled.positiontup or ()), processors, defaults
         )
     return found
 
@@ -96,9 +103,10 @@ class _OnDriver:
 
     async def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> Sequence[Row]:
         compiled = _compiled(statement, self.dialect)
+        arguments = compiled.arguments(params)  # a missing parameter is a bug: KeyError
         started = time.perf_counter()
         try:
-            records = await self.driver.fetch(compiled.sql, *compiled.arguments(params))
+            records = await self.driver.fetch(compiled.sql, *arguments)
         except asyncpg.IntegrityConstraintViolationError as error:
             raise sa_exc.IntegrityError(compiled.sql, None, error, hide_parameters=True) from error
         except asyncpg.PostgresError as error:

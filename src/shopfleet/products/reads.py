@@ -8,7 +8,8 @@ OpenAPI schema.
 
 Statements are built once per shape (fields, sort, which filters) with bound
 parameters, so SQLAlchemy's compiled cache is hit without recomputing a cache key.
-On PostgreSQL a single SELECT runs in autocommit: one round trip, no BEGIN/COMMIT.
+On PostgreSQL a single SELECT runs in autocommit, straight on the driver
+(common/statements.py): one round trip, no BEGIN/COMMIT.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shopfleet.common.reads import read_connection, rfc3339
+from shopfleet.common.reads import rfc3339
+from shopfleet.common.statements import statements
 from shopfleet.products.listing import ProductListQuery, columns_for, encode_cursor
 from shopfleet.products.models import Product
 from shopfleet.products.schemas import PRODUCT_FIELDS
@@ -101,11 +103,11 @@ async def product_detail_bytes(
 ) -> bytes | None:
     """The product's JSON (only `fields`), or None when there is no such product."""
     statement = _detail_statement(columns_for(fields))
-    async with read_connection(engine) as connection:
-        row = (await connection.execute(statement, {"product_id": product_id})).mappings().first()
-    if row is None:
+    async with statements(engine) as connection:
+        rows = await connection.rows(statement, {"product_id": product_id})
+    if not rows:
         return None
-    return orjson.dumps(product_dict(row, ordered_fields(fields), currency))
+    return orjson.dumps(product_dict(rows[0], ordered_fields(fields), currency))
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def _page_statement(shape: _Shape) -> Select[Any]:
 
 @lru_cache(maxsize=256)
 def _count_statement(shape: _Shape) -> Select[Any]:
-    return select(func.count()).select_from(Product).where(*_conditions(shape))
+    return select(func.count().label("total")).select_from(Product).where(*_conditions(shape))
 
 
 def _params(query: ProductListQuery, category_id: uuid.UUID | None) -> dict[str, Any]:
@@ -238,13 +240,13 @@ async def list_page_bytes(
     """
     shape = _shape(query, category_id)
     params = _params(query, category_id)
-    async with read_connection(engine) as connection:
-        rows = (await connection.execute(_page_statement(shape), params)).mappings().all()
+    async with statements(engine) as connection:
+        rows = await connection.rows(_page_statement(shape), params)
         if query.after is None:
 
             async def count() -> int:
-                found = await connection.scalar(_count_statement(shape), params)
-                return int(found or 0)
+                found = await connection.rows(_count_statement(shape), params)
+                return int(found[0]["total"])
 
             total = await cached_total(count)
             more = query.paging.offset + len(rows) < total
