@@ -152,8 +152,13 @@ def create_service_app(
             tracer=tracer_provider.get_tracer("shopfleet.db") if tracer_provider else None,
         )
         internal_token = load_internal_token(settings)
+        # Traced instances call through httpx, whose instrumentation makes the spans.
         http = ServiceClient(
-            settings, metrics, internal_token=internal_token, transport=http_transport
+            settings,
+            metrics,
+            internal_token=internal_token,
+            transport=http_transport,
+            lean=tracer_provider is None,
         )
         redis = create_redis(settings)
         if tracer_provider is not None:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from shopfleet.common.errors import DependencyUnavailable
-from shopfleet.common.http import ServiceClient
+from shopfleet.common.http import Answer, ServiceClient
 from shopfleet.contracts import products as contract
 from shopfleet.contracts.base import Problem
 from shopfleet.contracts.products import (
@@ -44,7 +43,7 @@ class UnexpectedAnswer(DependencyUnavailable):
         super().__init__("The products service gave an unexpected answer.")
 
 
-def unexpected_answer(path: str, response: httpx.Response) -> UnexpectedAnswer:
+def unexpected_answer(path: str, response: Answer) -> UnexpectedAnswer:
     """Log what products said (once, where it was received) and make the error to raise."""
     log.error(
         "unexpected answer from products",
@@ -165,7 +164,7 @@ class ProductsClient:
         return reservation.status, _priced(reservation.items)
 
 
-def _reservation(path: str, response: httpx.Response) -> ReservationPublic:
+def _reservation(path: str, response: Answer) -> ReservationPublic:
     try:
         return ReservationPublic.model_validate_json(response.content)
     except ValidationError as exc:

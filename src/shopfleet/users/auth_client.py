@@ -6,11 +6,10 @@ import logging
 import uuid
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from shopfleet.common.errors import DependencyUnavailable, NotFound
-from shopfleet.common.http import ServiceClient
+from shopfleet.common.http import Answer, ServiceClient
 from shopfleet.contracts import auth as contract
 from shopfleet.contracts.auth import Account, AccountChanges, AccountPage, Role
 
@@ -67,7 +66,7 @@ class AuthClient:
         return _read(response, Account, not_found=True)
 
 
-def _read(response: httpx.Response, model: type[Model], *, not_found: bool) -> Model:
+def _read(response: Answer, model: type[Model], *, not_found: bool) -> Model:
     """Parse auth's answer; anything but success or a missing account is auth's failure."""
     if response.status_code == 404 and not_found:
         raise UserNotFound
@@ -76,7 +75,7 @@ def _read(response: httpx.Response, model: type[Model], *, not_found: bool) -> M
         # (credential, contract), which our client cannot fix either.
         log.error(
             "unexpected answer from auth",
-            extra={"status": response.status_code, "path": response.request.url.path},
+            extra={"status": response.status_code, "url": response.url},
         )
         raise DependencyUnavailable("The auth service could not answer.")
     try:
