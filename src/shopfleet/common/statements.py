@@ -152,7 +152,19 @@ async def statements(engine: AsyncEngine) -> AsyncIterator[Statements]:
     """
     timer = timer_of(engine)
     if engine.dialect.driver == "asyncpg" and not (timer is not None and timer.traced):
-        fairy = await engine.raw_connection()
+        try:
+            fairy = await engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as error:
+            # As engine.connect() does: the driver's refusal (too many clients, shutting
+            # down) as SQLAlchemy's error, which the 503 mapping reads.
+            raise sa_exc.DBAPIError.instance(
+                None,
+                None,
+                error,
+                engine.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=engine.dialect,
+            ) from error
         on_driver = _OnDriver(fairy, engine.dialect, timer)
         try:
             yield on_driver
