@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from shopfleet.common.app import ServiceSpec, create_service_app
 from shopfleet.common.cached_reads import CachedRoute, int_value
 from shopfleet.common.database import SessionDep, after_commit
+from shopfleet.common.redis_line import RedisLine
 from tests.common.redis_support import private_redis
 from tests.support import REDIS_URL, base_settings, eventually
 
@@ -285,3 +286,21 @@ async def test_a_huge_limit_still_limits_nothing_and_counts(tmp_path: Path, ns: 
         responses = [await client.get("/v1/auth/items/h") for _ in range(5)]
         assert {r.status_code for r in responses} == {200}
         assert int(responses[-1].headers["ratelimit-remaining"]) > 900_000_000
+
+
+async def test_the_lean_line_sets_with_the_cache_s_options(ns: str) -> None:
+    """A miss's lock (SET NX PX) and its entry (SET EX) go over the lean connection."""
+    line = RedisLine.from_url(REDIS_URL)
+    assert line is not None
+    key = f"test:{ns}:line"
+    plain = sync_redis.Redis.from_url(REDIS_URL)
+    try:
+        assert await line.set(key, b"first", nx=True, px=5000)
+        assert not await line.set(key, b"second", nx=True, px=5000)  # taken: a lock held
+        assert plain.get(key) == b"first" and 0 < plain.pttl(key) <= 5000
+        assert await line.set(key, b"\x00entry", ex=60)  # bytes as they are
+        assert plain.get(key) == b"\x00entry" and 55 <= plain.ttl(key) <= 60
+    finally:
+        plain.delete(key)
+        plain.close()
+        await line.aclose()

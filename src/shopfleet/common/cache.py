@@ -139,7 +139,15 @@ class ResponseCache:
             return
         if not generation:  # Redis was down when we read: don't store under a guess
             return
-        await self.guard.run("cache_write", lambda r: r.set(full_key, body, ex=ttl), None)
+        line = self.line
+
+        async def command(redis: Redis) -> None:
+            if line is not None:  # the lean connection (redis_line.py), as reads use
+                await line.set(full_key, body, ex=ttl)
+            else:
+                await redis.set(full_key, body, ex=ttl)
+
+        await self.guard.run("cache_write", command, None)
 
     async def invalidate(self, *scopes: str) -> None:
         """Bump the generations of `scopes`: every entry under them is gone, in O(1) each."""
@@ -209,7 +217,11 @@ class ResponseCache:
         if self.local is None and generation:
             lock_key = f"{self.prefix}lock:{key}@{generation}"
 
+            line = self.line
+
             async def lock(redis: Redis) -> bool:
+                if line is not None:
+                    return await line.set(lock_key, b"1", nx=True, px=2000)
                 return bool(await redis.set(lock_key, b"1", nx=True, px=2000))
 
             got_lock = await self.guard.run("cache_lock", lock, True)

@@ -130,7 +130,26 @@ class RedisLine:
         except NoScriptError:
             return await self._call("EVAL", script, len(keys), *keys, *args)
 
-    async def _call(self, *command: str | int) -> Any:
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ex: int | None = None,
+        px: int | None = None,
+        nx: bool = False,
+    ) -> bool:
+        """SET with its options; False when NX found the key taken."""
+        options: list[str | int] = []
+        if ex is not None:
+            options += ["EX", ex]
+        if px is not None:
+            options += ["PX", px]
+        if nx:
+            options.append("NX")
+        return await self._call("SET", key, value, *options) is not None
+
+    async def _call(self, *command: str | int | bytes) -> Any:
         protocol = self._protocol
         if protocol is not None and protocol.stuck_for(asyncio.get_running_loop().time()) > 3.0:
             # No answer for seconds: a dead peer (a half-open socket), not a slow one.
@@ -139,7 +158,7 @@ class RedisLine:
             protocol = await self._connect()
         return await self._ask(protocol, command)
 
-    async def _ask(self, protocol: _Protocol, command: tuple[str | int, ...]) -> Any:
+    async def _ask(self, protocol: _Protocol, command: tuple[str | int | bytes, ...]) -> Any:
         # hiredis' stub types the tuple as a single element.
         waiter = protocol.send(hiredis.pack_command(command))  # type: ignore[arg-type]
         # A late reply still arrives in order and is dropped; the connection stays, so one
