@@ -114,6 +114,8 @@ async def reserve(
             if stored is not None:
                 return _replay(order_id, stored)
             _refuse(items, quantities, done.catalog)
+            # cannot happen: every line could be had and no claim was in the way
+            raise Conflict("The reservation is changing concurrently; try again.")
         return _taken(db, order_id, _lines(quantities, done.catalog))
     return await _reserve_in_steps(db, order_id, items, quantities)
 
