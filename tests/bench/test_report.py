@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from shopfleet.bench.platform import ephemeral_port_start, free_base_port
 from shopfleet.bench.report import Outcome, Run, write
 from shopfleet.bench.serverside import difference, parse_metrics
 from shopfleet.bench.targets import evaluate
 from shopfleet.bench.wrk import Load
+from shopfleet.common.settings import SERVICES
 
 
 def load(rps: float, *, p50: float = 1.0, p99: float = 2.0, statuses: dict[int, int] | None = None,
@@ -100,3 +102,11 @@ def test_server_figures_are_the_difference_of_two_scrapes() -> None:
     found = difference(before, after)
     assert found["requests_by_instance"] == {"products-1": 50}  # scrapes are not counted
     assert found["cache"]["products:detail"] == {"hit": 80, "miss": 0, "hit_ratio": 1.0}
+
+
+def test_instance_ports_are_chosen_below_the_ephemeral_range() -> None:
+    # An outgoing connection may take any ephemeral port before an instance binds it.
+    start = ephemeral_port_start()
+    for _ in range(20):
+        base = free_base_port(6)
+        assert base >= 20000 and base + len(SERVICES) + 10 * 6 <= start

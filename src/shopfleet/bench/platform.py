@@ -53,14 +53,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ephemeral_port_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux), else 32768."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(max_instances: int = MAX_INSTANCES) -> int:
-    """A base B with B + s + 10 * k free for every service s and instance k."""
+    """A base B with B + s + 10 * k free for every service s and instance k.
+
+    Below the ephemeral range: a port that is free when chosen there can be taken by any
+    outgoing connection (to PostgreSQL, Redis, another instance) before its instance
+    binds it, which failed a whole run once ("address already in use").
+    """
+    span = len(SERVICES) + 10 * max_instances
+    top = max(20000 + 100, ephemeral_port_start() - span)
     for _ in range(200):
-        base = random.randrange(20000, 40000, 100)
+        base = random.randrange(20000, top, 100)
         ports = [base + s + 10 * k for s in range(len(SERVICES)) for k in range(max_instances)]
         if all(port_free(port) for port in ports):
             return base
-    raise RuntimeError("no free block of ports between 20000 and 40000")
+    raise RuntimeError(f"no free block of ports between 20000 and {top + span}")
 
 
 def toml_value(value: Any) -> str:
