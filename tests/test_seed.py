@@ -14,11 +14,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from shopfleet.auth.models import Account
 from shopfleet.auth.passwords import Passwords
 from shopfleet.categories.models import Category
+from shopfleet.common.cache import ResponseCache
 from shopfleet.common.database import create_engine
+from shopfleet.common.metrics import Metrics
+from shopfleet.common.redis import RedisGuard, create_redis
 from shopfleet.common.settings import Settings
+from shopfleet.contracts import products as products_contract
 from shopfleet.products.models import Product
 from shopfleet.seed import DEMO_PASSWORD, seed_demo_data
-from tests.support import POSTGRES_URL, base_settings
+from tests.support import POSTGRES_URL, REDIS_URL, base_settings
 
 SERVICES = ("auth", "categories", "products")
 
@@ -150,3 +154,33 @@ def test_seed_command(tmp_path: Path) -> None:
         env={**env, "SHOPFLEET_DATA_DIR": str(tmp_path / "empty")},
     )
     assert empty.exit_code == 2 and "need categories" in empty.output
+
+
+async def test_seed_tells_running_instances_their_lists_and_totals_changed(
+    places: Places,
+) -> None:
+    """Bulk inserts bypass the services: a running instance's cached pages and totals
+    (shared in Redis) must not outlive them, or a list shows new rows with an old total."""
+    place = places("cached")
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+
+    def settings_for(service: str) -> Settings:
+        return place(service).model_copy(
+            update={"redis_url": REDIS_URL, "redis_key_prefix": prefix}
+        )
+
+    redis = create_redis(settings_for("products"))
+    assert redis is not None
+    metrics = Metrics()
+    cache = ResponseCache(RedisGuard(redis, metrics), metrics, key_prefix=prefix)
+    scopes = (products_contract.LIST_SCOPE, products_contract.TOTALS_SCOPE)
+    try:
+        before = [(await cache.read(scope, "k"))[0] for scope in scopes]
+        await _seed(settings_for, 1)
+        after = [(await cache.read(scope, "k"))[0] for scope in scopes]
+        assert all(old != new for old, new in zip(before, after, strict=True)), (before, after)
+    finally:
+        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

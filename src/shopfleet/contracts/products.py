@@ -22,6 +22,9 @@ RESERVATION_RELEASED = "urn:shopfleet:problem:reservation-released"
 
 # Cache scopes other services and tools bump when they change what product lists show.
 LIST_SCOPE = "products:list"
+# The totals of filters that do not look at stock: only adding, changing or removing a
+# product changes them, so an order (a stock change) leaves them cached.
+TOTALS_SCOPE = "products:totals"
 
 
 def reservations_path() -> str:

@@ -33,9 +33,7 @@ from shopfleet.products.models import Product
 
 log = logging.getLogger("shopfleet.products.cache")
 LIST_SCOPE = contract.LIST_SCOPE
-# The totals of filters that do not look at stock: only adding, changing or removing a
-# product changes them, so an order (a stock change) leaves them cached.
-TOTALS_SCOPE = "products:totals"
+TOTALS_SCOPE = contract.TOTALS_SCOPE  # see contracts.products
 
 
 def detail_scope(product_id: uuid.UUID | str) -> str:

@@ -93,6 +93,7 @@ async def _invalidate_caches(settings: Settings, report: SeedReport) -> None:
     try:
         await cache.invalidate(
             products_contract.LIST_SCOPE,
+            products_contract.TOTALS_SCOPE,  # a running instance's cached totals, too
             categories_contract.LIST_SCOPE,
             categories_contract.DETAIL_SCOPE,
         )
