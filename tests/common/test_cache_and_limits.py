@@ -288,8 +288,44 @@ async def test_a_huge_limit_still_limits_nothing_and_counts(tmp_path: Path, ns: 
         assert int(responses[-1].headers["ratelimit-remaining"]) > 900_000_000
 
 
-async def test_the_lean_line_sets_with_the_cache_s_options(ns: str) -> None:
-    """A miss's lock (SET NX PX) and its entry (SET EX) go over the lean connection."""
+async def test_a_miss_locks_and_stores_over_the_lean_line(tmp_path: Path, ns: str) -> None:
+    """A miss's cross-instance lock (SET NX PX) and its entry (SET EX) go over the lean
+    connection, with the options the cache needs, and the entry serves the next read."""
+    async with instance(tmp_path, ns) as client:
+        cache = client.app.state.resources.cache  # type: ignore[attr-defined]
+        line = cache.line
+        assert line is not None
+        sent: list[tuple[str, bytes, dict[str, Any]]] = []
+        original = line.set
+
+        async def recording_set(key: str, value: bytes, **options: Any) -> bool:
+            sent.append((key, value, options))
+            stored: bool = await original(key, value, **options)
+            return stored
+
+        line.set = recording_set
+        miss = await client.get("/v1/auth/items/lean")
+        hit = await client.get("/v1/auth/items/lean")
+    assert miss.headers["x-cache"] == "MISS" and hit.headers["x-cache"] == "HIT"
+    assert hit.content == miss.content
+    lock, entry = sent
+    assert ":lock:" in lock[0] and lock[2] == {"nx": True, "px": 2000}
+    assert entry[1] == miss.content and entry[2] == {"ex": cache_ttl(client)}
+    plain = sync_redis.Redis.from_url(REDIS_URL)
+    try:
+        assert not plain.set(lock[0], b"x", nx=True)  # the lock is really held in Redis
+        assert plain.get(entry[0]) == miss.content
+    finally:
+        plain.delete(lock[0], entry[0])
+        plain.close()
+
+
+def cache_ttl(client: httpx.AsyncClient) -> int:
+    settings = client.app.state.resources.settings  # type: ignore[attr-defined]
+    return int(settings.cache_detail_ttl)
+
+
+async def test_the_lean_line_keeps_bytes_and_ttls(ns: str) -> None:
     line = RedisLine.from_url(REDIS_URL)
     assert line is not None
     key = f"test:{ns}:line"

@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -40,7 +40,6 @@ class Answer:
 
     status_code: int
     content: bytes
-    headers: Mapping[str, str]
     url: str
 
     @property
@@ -209,7 +208,7 @@ class ServiceClient:
             response = await self.client.request(
                 method, url, content=content, params=params, headers=headers
             )
-            return Answer(response.status_code, response.content, response.headers, url)
+            return Answer(response.status_code, response.content, str(response.url))
         if not url.startswith(("http://", "https://")):
             url = self.settings.internal_url.rstrip("/") + url
         if params:
@@ -219,7 +218,7 @@ class ServiceClient:
                 method, url, data=content, headers=headers, allow_redirects=False
             ) as answer:
                 body = await answer.read()
-                return Answer(answer.status, body, answer.headers, url)
+                return Answer(answer.status, body, url)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise httpx.TransportError(repr(exc)) from exc
 
