@@ -184,3 +184,42 @@ async def test_seed_tells_running_instances_their_lists_and_totals_changed(
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+def test_seed_beside_a_local_run_tells_that_runs_redis(tmp_path: Path) -> None:
+    """`shopfleet up` runs a private Redis the environment does not name: `shopfleet seed`
+    beside it finds it in the run's state, or the instances keep their old totals."""
+    import redis as sync_redis
+    from typer.testing import CliRunner
+
+    from shopfleet.cli import app
+    from shopfleet.deploy.operator.runtime import RunDir, RunState
+
+    var = tmp_path / "var"
+    run_dir = RunDir(var)
+    run_dir.make()
+    RunState(topology="shopfleet.toml", profile="local", scale={}, redis_url=REDIS_URL).save(
+        run_dir
+    )
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    env = {
+        "SHOPFLEET_DATA_DIR": str(var),
+        "SHOPFLEET_DATABASE_URL": "",
+        "SHOPFLEET_REDIS_URL": None,
+        "SHOPFLEET_REDIS_KEY_PREFIX": prefix,
+        "SHOPFLEET_ARGON2_TIME_COST": "1",
+        "SHOPFLEET_ARGON2_MEMORY_COST": "1024",
+        "SHOPFLEET_ARGON2_PARALLELISM": "1",
+    }
+    client = sync_redis.Redis.from_url(REDIS_URL)
+    key = f"{prefix}gen:{products_contract.TOTALS_SCOPE}"
+    try:
+        args = ["seed", "--categories", "2", "--products", "5", "--users", "0"]
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert client.get(key) == b"1"
+    finally:
+        keys = list(client.scan_iter(f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from shopfleet.bench.command import bench
 from shopfleet.common.settings import SERVICES, Settings
 from shopfleet.deploy.commands import add_operate_commands
+from shopfleet.deploy.operator.runtime import local_run_redis
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run and operate shopfleet.")
 
@@ -128,6 +129,18 @@ def create_admin(
     asyncio.run(_run())
 
 
+def _seed_settings(service: str) -> Settings:
+    """A service's settings for `shopfleet seed`: the environment's, and beside a local
+    run without SHOPFLEET_REDIS_URL, that run's own Redis, so its instances learn at once
+    that the lists and totals they cached are stale."""
+    settings = Settings(service=service)
+    if settings.redis_url is None:
+        redis_url = local_run_redis(settings.data_dir)
+        if redis_url is not None:
+            return Settings(service=service, redis_url=redis_url)
+    return settings
+
+
 @app.command()
 def seed(
     categories: Annotated[int, typer.Option(min=0, help="Categories to create")] = 20,
@@ -141,7 +154,7 @@ def seed(
     try:
         asyncio.run(
             seed_demo_data(
-                settings_for=lambda service: Settings(service=service),
+                settings_for=_seed_settings,
                 categories=categories,
                 products=products,
                 users=users,

@@ -99,6 +99,15 @@ class RunState:
         return with_scale(load_topology(Path(self.topology), self.profile), self.scale)
 
 
+def local_run_redis(var: Path) -> str | None:
+    """The Redis of the local run kept in `var` (`shopfleet up`), if there is one: its
+    private redis-server is on a port of its own that other commands are not told of."""
+    try:
+        return RunState.load(RunDir(var.resolve())).redis_url
+    except (OperateError, OSError, ValueError, TypeError):
+        return None
+
+
 @contextlib.contextmanager
 def operation_lock(run_dir: RunDir) -> Iterator[None]:
     """One scale or reload at a time: each rewrites the run's state and configs."""
