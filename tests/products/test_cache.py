@@ -18,6 +18,7 @@ from shopfleet.products import api as product_api
 from shopfleet.products import caching as product_caching
 from shopfleet.products import listing as product_listing
 from shopfleet.products import reads as product_reads
+from shopfleet.products.schemas import PRODUCT_FIELDS
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
 from tests.support import REDIS_URL, base_settings, sent_statements
@@ -139,6 +140,44 @@ async def test_every_write_path_makes_the_next_read_fresh(cached_shop: Shop) -> 
     assert (await shop.client.get(detail)).status_code == 404
     listing, _ = await _get(shop, "/v1/products")
     assert product_id not in [p["id"] for p in listing["results"]]
+
+
+async def test_a_categorys_total_in_a_price_range_follows_every_write(cached_shop: Shop) -> None:
+    """Counted from the category's prices held in memory (no count in the database),
+    and exact right after a product is added, repriced, moved or deleted."""
+    shop = cached_shop
+    ids = [await shop.product(price=price) for price in (5, 10, 15, 20)]
+    fresh = {**shop.admin, "Cache-Control": "no-cache"}
+
+    async def total(low: float, high: float) -> int:
+        query = f"?category={shop.category_id}&minPrice={low}&maxPrice={high}&sort=price"
+        page, _ = await _get(shop, f"/v1/products{query}", headers=fresh)
+        assert page["pagination"]["total"] == len(page["results"])
+        return int(page["pagination"]["total"])
+
+    assert await total(10, 15) == 2
+    engine = shop.platform.apps["products"].state.resources.engine
+    with sent_statements(engine) as sent:
+        ranges = ((0, 100), (5, 5), (10.01, 14.99), (20.01, 30), (10, 15))
+        assert [await total(low, high) for low, high in ranges] == [4, 1, 0, 0, 2]
+    selects = [statement for statement, _ in sent if statement.lstrip().startswith("SELECT")]
+    assert len(selects) == len(ranges), selects  # each page's own SELECT, nothing more
+
+    added = await shop.product(price=12)
+    assert await total(10, 15) == 3
+    moved = await shop.client.patch(f"/v1/products/{added}", json={"price": 30}, headers=shop.admin)
+    assert moved.status_code == 200, moved.text
+    assert (await total(10, 15), await total(25, 30)) == (2, 1)
+    other = await shop.client.post(
+        "/v1/categories", json={"name": f"Other {uuid.uuid4().hex[:6]}"}, headers=shop.admin
+    )
+    elsewhere = {"categoryId": other.json()["id"]}
+    moved = await shop.client.patch(f"/v1/products/{ids[1]}", json=elsewhere, headers=shop.admin)
+    assert moved.status_code == 200, moved.text
+    assert await total(10, 15) == 1
+    deleted = await shop.client.delete(f"/v1/products/{ids[2]}", headers=shop.admin)
+    assert deleted.status_code == 204
+    assert (await total(10, 15), await total(0, 100)) == (0, 3)
 
 
 async def test_admin_may_insist_on_fresh_data(cached_shop: Shop) -> None:
@@ -292,12 +331,94 @@ async def _direct_like_the_endpoint(
     direct = await shop.client.get(f"/v1/products{query}", headers=headers)
     assert endpoint.calls == 0, f"{query}: went through FastAPI"
     sep = "&" if query else "?"
-    routed = await shop.client.get(f"/v1/products{query}{sep}sort=-createdAt", headers=headers)
+    every_field = ",".join(PRODUCT_FIELDS)  # the page unchanged, but read by FastAPI
+    routed = await shop.client.get(f"/v1/products{query}{sep}fields={every_field}", headers=headers)
     assert endpoint.calls == 1
     endpoint.calls = 0
     assert direct.status_code == routed.status_code == 200
     assert direct.content == routed.content, query
     return direct
+
+
+async def test_a_storefront_filter_is_answered_directly_with_the_endpoints_bytes(
+    cached_shop: Shop,
+) -> None:
+    """A category by id, a price range, inStock and a sort (the storefront's browsing)
+    skip FastAPI; any other spelling or value is the endpoint's, 422s included."""
+    for price, stock in ((5.0, 0), (12.5, 3), (20, 1), (20.01, 4), (99.99, 2)):
+        await cached_shop.product(price=price, stock=stock)
+    other = await cached_shop.client.post(
+        "/v1/categories", json={"name": f"Other {uuid.uuid4().hex[:6]}"}, headers=cached_shop.admin
+    )
+    assert other.status_code == 201, other.text
+    created = await cached_shop.client.post(
+        "/v1/products",
+        json={
+            "sku": "OTHER-1",
+            "name": "Elsewhere",
+            "price": 15,
+            "categoryId": other.json()["id"],
+            "stock": 0,
+        },
+        headers=cached_shop.admin,
+    )
+    assert created.status_code == 201, created.text
+    category = cached_shop.category_id
+    fresh = {**cached_shop.admin, "Cache-Control": "no-cache"}
+    endpoint = _CountingEndpoint(cached_shop, product_listing._list_query)
+    try:
+        prices = {}
+        for query in (
+            f"?category={category}",
+            f"?category={category}&minPrice=5.5&maxPrice=20&sort=price",
+            f"?sort=-price&maxPrice=20.01&category={category}&inStock=true&limit=2",
+            "?minPrice=15&sort=name&inStock=false",
+            f"?category={uuid.uuid4()}&sort=-name",
+            "?minPrice=0&maxPrice=99999999.99&page=2&limit=2",
+        ):
+            page = (await _direct_like_the_endpoint(cached_shop, endpoint, query, fresh)).json()
+            prices[query] = ([p["price"] for p in page["results"]], page["pagination"]["total"])
+        assert list(prices.values()) == [
+            ([99.99, 20.01, 20.0, 12.5, 5.0], 5),
+            ([12.5, 20.0], 2),
+            ([20.01, 20.0], 3),
+            ([15.0], 1),
+            ([], 0),
+            ([20.01, 20.0], 6),
+        ]
+        # The next page of a sorted, filtered walk by its cursor is direct too.
+        first = f"?category={category}&sort=price&minPrice=10&limit=2"
+        cursor = (await cached_shop.client.get(f"/v1/products{first}", headers=fresh)).json()[
+            "pagination"
+        ]["nextCursor"]
+        endpoint.calls = 0
+        walk = f"{first}&cursor={cursor}"
+        page = (await _direct_like_the_endpoint(cached_shop, endpoint, walk, fresh)).json()
+        assert [p["price"] for p in page["results"]] == [20.01, 99.99]
+        # Spellings and values the direct answer leaves to the endpoint.
+        upper = category.upper()
+        for query, status in (
+            (f"?category={upper}", 200),
+            (f"?category={category}&category={category}", 200),
+            ("?category=no-such-slug", 200),
+            ("?minPrice=%31", 200),
+            ("?inStock=1", 200),
+            ("?q=Product", 200),
+            ("?minPrice=1.234", 422),
+            ("?minPrice=-1", 422),
+            ("?minPrice=100000000", 422),
+            ("?minPrice=20&maxPrice=5", 422),
+            ("?sort=cheapest", 422),
+            ("?inStock=maybe", 422),
+            (f"?sort=name&cursor={cursor}", 422),
+        ):
+            endpoint.calls = 0
+            response = await cached_shop.client.get(f"/v1/products{query}", headers=fresh)
+            assert response.status_code == status, (query, response.text)
+            if status == 200:  # a 422 never comes from the direct answer
+                assert endpoint.calls == 1, query
+    finally:
+        endpoint.restore()
 
 
 async def test_a_plain_list_page_is_answered_directly_with_the_endpoints_bytes(

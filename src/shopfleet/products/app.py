@@ -12,17 +12,19 @@ from shopfleet.products.api import router
 from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
 from shopfleet.products.categories_client import CategoriesClient
 from shopfleet.products.internal_api import internal
+from shopfleet.products.totals import PriceCounts
 
 
-async def _start_categories_client(app: FastAPI, resources: Resources) -> None:
+async def _provide_state(app: FastAPI, resources: Resources) -> None:
     resources.provide(CategoriesClient(resources.http))
+    resources.provide(PriceCounts())
 
 
 SPEC = ServiceSpec(
     name="products",
     title="shopfleet products",
     routers=[router, internal],
-    startup=[_start_categories_client, warm_product_cache],
+    startup=[_provide_state, warm_product_cache],
     cached_routes=CACHED_ROUTES,
     rate_limited=True,
 )

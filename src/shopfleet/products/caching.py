@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from decimal import Decimal
+from typing import cast
 
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -13,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from shopfleet.common.app import Resources
-from shopfleet.common.cache import ResponseCache
 from shopfleet.common.cached_reads import (
     CachedRoute,
     bool_value,
@@ -28,8 +29,16 @@ from shopfleet.common.errors import Unprocessable, is_connection_failure
 from shopfleet.common.schemas import plain_paging
 from shopfleet.contracts import products as contract
 from shopfleet.products import reads
-from shopfleet.products.listing import ALL_FIELDS, ProductListQuery, decode_cursor
+from shopfleet.products.listing import (
+    ALL_FIELDS,
+    SORT_ORDERS,
+    ProductListQuery,
+    SortOrder,
+    decode_cursor,
+)
 from shopfleet.products.models import Product
+from shopfleet.products.schemas import price_to_cents
+from shopfleet.products.totals import PriceCounts
 
 log = logging.getLogger("shopfleet.products.cache")
 LIST_SCOPE = contract.LIST_SCOPE
@@ -52,28 +61,49 @@ def invalidate_product_caches(
 
 
 async def cached_total(
-    cache: ResponseCache | None,
+    resources: Resources,
     *,
     query: ProductListQuery,
     category_id: uuid.UUID | None,
-    ttl: int,
-    count: Callable[[], Awaitable[int]],
+    count: reads.Count,
+    prices: reads.CategoryPrices | None,
 ) -> int:
     """A filter's exact total, counted once per cache generation.
 
     Filters on stock (`inStock`) live under the lists' generation, which every stock
     change bumps; the others under TOTALS_SCOPE. A total is never older than the last
-    write that could change it, so it serves admins' `no-cache` reads too.
+    write that could change it, so it serves admins' `no-cache` reads too. A category,
+    perhaps within a price range, is counted from the category's prices held in memory
+    under the same generation (totals.py), whatever the range.
     """
+    cache = resources.cache
     if cache is None:
         return await count()
+    scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
+    key = reads.total_key(query, category_id)
+    generation, body = await cache.read(scope, key)
+    if (
+        body is None
+        and generation
+        and prices is not None
+        and query.in_stock is None
+        and not query.name_contains
+    ):
+        total = await resources.state(PriceCounts).count(
+            category_id, generation, query.min_price_cents, query.max_price_cents, prices
+        )
+        if total is not None:
+            return total
 
     async def load() -> bytes:
         return str(await count()).encode()
 
-    scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
     result = await cache.get_or_load(
-        scope=scope, key=reads.total_key(query, category_id), ttl=ttl, load=load
+        scope=scope,
+        key=key,
+        ttl=resources.settings.cache_list_ttl,
+        load=load,
+        known=(generation, body),
     )
     return int(result.body)
 
@@ -83,13 +113,9 @@ async def list_page(
 ) -> bytes:
     """A page of the catalog as JSON, its total counted once per cache generation."""
 
-    def total(count: Callable[[], Awaitable[int]]) -> Awaitable[int]:
+    def total(count: reads.Count, prices: reads.CategoryPrices | None) -> Awaitable[int]:
         return cached_total(
-            resources.cache,
-            query=query,
-            category_id=category_id,
-            ttl=resources.settings.cache_list_ttl,
-            count=count,
+            resources, query=query, category_id=category_id, count=count, prices=prices
         )
 
     return await reads.list_page_bytes(
@@ -103,37 +129,87 @@ async def list_page(
 
 # An unpadded URL-safe base64 token as encode_cursor makes it, not percent-encoded.
 _PLAIN_CURSOR = re.compile(rb"[A-Za-z0-9_-]{1,1000}")
+# A category by its canonical id; a price with at most two decimals, never over MAX_PRICE.
+_CANONICAL_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PLAIN_PRICE = re.compile(rb"[0-9]{1,8}(?:\.[0-9]{1,2})?")
+_SORTS: dict[bytes, SortOrder] = {order.encode(): cast(SortOrder, order) for order in SORT_ORDERS}
+_BOOLS = {b"true": True, b"false": False}
+_PAGING = (b"page", b"limit")
+_FILTERS = (b"category", b"minPrice", b"maxPrice", b"inStock", b"sort", b"cursor")
 
 
-def _plain_list_query(query_string: bytes) -> ProductListQuery | None:
-    """The catalog in its default order with nothing but `page` and `limit`, or `limit`
-    and a `cursor` of that order (the storefront's pages and its endless scroll), as
-    the endpoint reads them; None for any other query, which the endpoint reads."""
-    parts = query_string.split(b"&") if query_string else []
-    cursors = [part[len(b"cursor=") :] for part in parts if part.startswith(b"cursor=")]
-    paging = plain_paging(b"&".join(part for part in parts if not part.startswith(b"cursor=")))
-    if paging is None or len(cursors) > 1:
+class _NotPlain(Exception):
+    """A query the direct answer leaves to the endpoint, which reads and answers it."""
+
+
+def _plain(value: bytes | None, pattern: re.Pattern[bytes]) -> str | None:
+    if value is None:
         return None
-    if not cursors:
-        return ProductListQuery(paging=paging)
-    cursor = cursors[0]
-    if paging.page != 1 or not _PLAIN_CURSOR.fullmatch(cursor):
+    if not pattern.fullmatch(value):
+        raise _NotPlain
+    return value.decode()
+
+
+def _plain_price(value: bytes | None) -> int | None:
+    text = _plain(value, _PLAIN_PRICE)
+    return None if text is None else price_to_cents(Decimal(text))
+
+
+def _plain_list_query(query_string: bytes) -> tuple[ProductListQuery, uuid.UUID | None] | None:
+    """The storefront's listings as the endpoint reads them: `page` and `limit`, a
+    category by its canonical id, a price range, `inStock`, a sort order and its cursor,
+    each at most once and spelled plainly; with the category's id. None for any other
+    query (a slug, `q`, `fields`, an encoded or invalid value), left to the endpoint."""
+    given: dict[bytes, bytes] = {}
+    paging_parts = []
+    for part in query_string.split(b"&") if query_string else ():
+        name, _, value = part.partition(b"=")
+        if name in _PAGING:
+            paging_parts.append(part)
+        elif name not in _FILTERS or name in given:
+            return None
+        else:
+            given[name] = value
+    paging = plain_paging(b"&".join(paging_parts))
+    sort = _SORTS.get(given.get(b"sort", b"-createdAt"))
+    in_stock = given.get(b"inStock")
+    if paging is None or sort is None or (in_stock is not None and in_stock not in _BOOLS):
         return None
     try:
-        after = decode_cursor(ProductListQuery.sort, cursor.decode())
+        category = _plain(given.get(b"category"), _CANONICAL_ID)
+        low, high = _plain_price(given.get(b"minPrice")), _plain_price(given.get(b"maxPrice"))
+        cursor = _plain(given.get(b"cursor"), _PLAIN_CURSOR)
+    except _NotPlain:
+        return None
+    if (low is not None and high is not None and low > high) or (
+        cursor is not None and paging.page != 1
+    ):
+        return None  # the endpoint's 422
+    try:
+        after = None if cursor is None else decode_cursor(sort, cursor)
     except Unprocessable:
         return None
-    return ProductListQuery(paging=paging, after=after)
+    query = ProductListQuery(
+        paging=paging,
+        category=category,
+        in_stock=None if in_stock is None else _BOOLS[in_stock],
+        min_price_cents=low,
+        max_price_cents=high,
+        sort=sort,
+        after=after,
+    )
+    return query, None if category is None else uuid.UUID(category)
 
 
 async def _direct_list(scope: Scope, _: re.Match[str]) -> bytes | None:
-    """GET /v1/products in its plainest forms (_plain_list_query): what the endpoint
+    """GET /v1/products in the storefront's forms (_plain_list_query): what the endpoint
     (api.list_products) answers, without FastAPI."""
-    query = _plain_list_query(scope["query_string"])
-    if query is None:
+    found = _plain_list_query(scope["query_string"])
+    if found is None:
         return None
+    query, category_id = found
     resources: Resources = scope["app"].state.resources
-    return await list_page(resources, query=query, category_id=None)
+    return await list_page(resources, query=query, category_id=category_id)
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:

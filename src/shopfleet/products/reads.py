@@ -222,7 +222,22 @@ def total_key(query: ProductListQuery, category_id: uuid.UUID | None) -> str:
     )
 
 
-Counter = Callable[[Callable[[], Awaitable[int]]], Awaitable[int]]
+@lru_cache(maxsize=1)
+def _prices_statement() -> Select[Any]:
+    return (
+        select(Product.price_cents)
+        .where(Product.category_id == bindparam("category_id"))
+        .order_by(Product.price_cents)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+Count = Callable[[], Awaitable[int]]
+CategoryPrices = Callable[[int], Awaitable[list[int]]]
+# cached_total(count, prices): the filter's total, from the cache, the category's prices
+# (`prices(limit)`: at most `limit` of them, ascending; None when the query has no
+# category) or the database's count.
+Counter = Callable[[Count, CategoryPrices | None], Awaitable[int]]
 
 
 async def list_page_bytes(
@@ -235,8 +250,8 @@ async def list_page_bytes(
 ) -> bytes:
     """One page of products as JSON; `nextCursor` continues after its last row.
 
-    `cached_total(count)` answers the filter's total, calling `count` only when it is
-    not cached under the current generation (see caching.py).
+    `cached_total(count, prices)` answers the filter's total, calling `count` or
+    `prices` only when it is not known under the current generation (see caching.py).
     """
     shape = _shape(query, category_id)
     params = _params(query, category_id)
@@ -248,7 +263,13 @@ async def list_page_bytes(
                 found = await connection.rows(_count_statement(shape), params)
                 return int(found[0]["total"])
 
-            total = await cached_total(count)
+            async def prices(limit: int) -> list[int]:
+                found = await connection.rows(
+                    _prices_statement(), {"category_id": category_id, "limit": limit}
+                )
+                return [row["price_cents"] for row in found]
+
+            total = await cached_total(count, None if category_id is None else prices)
             more = query.paging.offset + len(rows) < total
         else:  # deep in a walk: no count, the first page's total rides along in the cursor
             total = query.after.total

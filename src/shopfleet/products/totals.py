@@ -1,0 +1,102 @@
+"""Exact totals of a category's price ranges, counted from its prices held in memory.
+
+The storefront browses a category, often within a price range, and every page states
+its total. Counting it in PostgreSQL costs a range scan per distinct filter, and
+shoppers' price ranges rarely repeat, so a cache of totals per filter mostly misses.
+Instead each instance holds a category's prices, sorted, under the generation of the
+totals (caching.TOTALS_SCOPE, bumped after every write that adds, removes, reprices or
+moves a product): a total is then two binary searches, and it is exactly as fresh as
+the cached totals are (a reader of the new generation never sees the old prices).
+
+Memory is bounded: a category with more than `per_category` products is left to the
+database's count, and the least recently used categories go beyond `max_rows` in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+
+# Load a category's prices, ascending, at most `limit` of them.
+LoadPrices = Callable[[int], Awaitable[list[int]]]
+
+
+@dataclass(frozen=True)
+class _Prices:
+    generation: str
+    cents: array[int] | None  # None: more than per_category, counted by the database
+
+
+class PriceCounts:
+    def __init__(self, *, max_rows: int = 500_000, per_category: int = 50_000) -> None:
+        self.max_rows = max_rows
+        self.per_category = per_category
+        self._held: OrderedDict[Hashable, _Prices] = OrderedDict()
+        self._rows = 0
+        self._loads: dict[tuple[Hashable, str], asyncio.Future[_Prices]] = {}
+
+    @property
+    def rows(self) -> int:
+        """How many prices are held, over every category."""
+        return self._rows
+
+    async def count(
+        self,
+        category: Hashable,
+        generation: str,
+        low: int | None,
+        high: int | None,
+        load: LoadPrices,
+    ) -> int | None:
+        """How many of the category's products cost between `low` and `high` cents
+        (either bound may be absent), as of `generation`; None when the category is too
+        large to hold."""
+        held = self._held.get(category)
+        if held is not None and held.generation == generation:
+            self._held.move_to_end(category)
+        else:
+            held = await self._load(category, generation, load)
+        cents = held.cents
+        if cents is None:
+            return None
+        start = 0 if low is None else bisect_left(cents, low)
+        end = len(cents) if high is None else bisect_right(cents, high)
+        return max(0, end - start)
+
+    async def _load(self, category: Hashable, generation: str, load: LoadPrices) -> _Prices:
+        # Requests of this instance that ask at once share one load.
+        flight_key = (category, generation)
+        flight = self._loads.get(flight_key)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        flight = asyncio.get_running_loop().create_future()
+        self._loads[flight_key] = flight
+        try:
+            found = await load(self.per_category + 1)
+            cents = array("q", found) if len(found) <= self.per_category else None
+            held = _Prices(generation, cents)
+            self._keep(category, held)
+            flight.set_result(held)
+            return held
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            raise
+        finally:
+            del self._loads[flight_key]
+
+    def _keep(self, category: Hashable, held: _Prices) -> None:
+        old = self._held.pop(category, None)
+        if old is not None and old.cents is not None:
+            self._rows -= len(old.cents)
+        self._held[category] = held
+        if held.cents is not None:
+            self._rows += len(held.cents)
+        while self._rows > self.max_rows and len(self._held) > 1:
+            _, evicted = self._held.popitem(last=False)
+            if evicted.cents is not None:
+                self._rows -= len(evicted.cents)
