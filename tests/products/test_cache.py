@@ -161,7 +161,8 @@ async def test_a_categorys_total_in_a_price_range_follows_every_write(cached_sho
         ranges = ((0, 100), (5, 5), (10.01, 14.99), (20.01, 30), (10, 15))
         assert [await total(low, high) for low, high in ranges] == [4, 1, 0, 0, 2]
     selects = [statement for statement, _ in sent if statement.lstrip().startswith("SELECT")]
-    assert len(selects) == len(ranges), selects  # each page's own SELECT, nothing more
+    # Each page's own SELECT, nothing more; a range with no product sends nothing at all.
+    assert len(selects) == 3, selects
 
     added = await shop.product(price=12)
     assert await total(10, 15) == 3
@@ -178,6 +179,49 @@ async def test_a_categorys_total_in_a_price_range_follows_every_write(cached_sho
     deleted = await shop.client.delete(f"/v1/products/{ids[2]}", headers=shop.admin)
     assert deleted.status_code == 204
     assert (await total(10, 15), await total(0, 100)) == (0, 3)
+
+
+async def test_a_sparse_price_range_reads_the_range_and_pages_as_the_walk_does(
+    cached_shop: Shop,
+) -> None:
+    """Few products in the range: the page reads the range and sorts it (not a walk of the
+    whole category); the pages are the same either way, and an empty range reads nothing."""
+    shop = cached_shop
+    made = []
+    for price in range(1, 9):
+        product_id = await shop.product(price=price)
+        made.append((price, (await _get(shop, f"/v1/products/{product_id}"))[0]))
+    fresh = {**shop.admin, "Cache-Control": "no-cache"}
+    engine = shop.platform.apps["products"].state.resources.engine
+    orders = {
+        "-createdAt": lambda p: (p["createdAt"], p["id"]),
+        "name": lambda p: (p["name"], p["id"]),
+    }
+    await _get(shop, f"/v1/products?category={shop.category_id}", headers=fresh)  # held
+    # (low, high, limit, page): 2 of 8 match (the range), 8 of 8 on pages of 2 (the walk).
+    for low, high, limit, page, narrow in ((2, 3, 20, 1, True), (1, 8, 2, 2, False)):
+        for sort, key in orders.items():
+            query = (
+                f"?category={shop.category_id}&minPrice={low}&maxPrice={high}"
+                f"&sort={sort}&limit={limit}&page={page}"
+            )
+            with sent_statements(engine) as sent:
+                found, _ = await _get(shop, f"/v1/products{query}", headers=fresh)
+            matching = [p for price, p in made if low <= price <= high]
+            expected = sorted(matching, key=key, reverse=sort.startswith("-"))
+            start = (page - 1) * limit
+            assert [p["id"] for p in found["results"]] == [
+                p["id"] for p in expected[start : start + limit]
+            ], query
+            assert found["pagination"]["total"] == len(matching)
+            selects = [statement for statement, _ in sent if "SELECT" in statement]
+            assert len(selects) == 1 and ("matching" in selects[0]) is narrow, selects
+    with sent_statements(engine) as sent:
+        empty, _ = await _get(
+            shop, f"/v1/products?category={shop.category_id}&minPrice=50", headers=fresh
+        )
+    assert empty["results"] == [] and empty["pagination"]["total"] == 0
+    assert not [statement for statement, _ in sent if "SELECT" in statement]
 
 
 async def test_admin_may_insist_on_fresh_data(cached_shop: Shop) -> None:

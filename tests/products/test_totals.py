@@ -32,7 +32,7 @@ async def test_counts_a_range_with_either_bound_inclusive() -> None:
         (0, 99),
     ]
     found = [await counts.count("c", "1", low, high, catalog.load) for low, high in asked]
-    assert found == [6, 2, 4, 2, 0, 0, 1]
+    assert found == [(n, 6) for n in (6, 2, 4, 2, 0, 0, 1)]
     assert catalog.loads == 1 and counts.rows == 6
 
 
@@ -41,10 +41,10 @@ async def test_a_new_generation_loads_again_and_concurrent_askers_share_a_load()
     first = await asyncio.gather(
         *(counts.count("c", "1", None, None, catalog.load) for _ in range(20))
     )
-    assert first == [2] * 20 and catalog.loads == 1
+    assert first == [(2, 2)] * 20 and catalog.loads == 1
     catalog.prices.append(150)  # a write, then its generation's bump
-    assert await counts.count("c", "1", 100, 200, catalog.load) == 2  # the old generation
-    assert await counts.count("c", "2", 100, 200, catalog.load) == 3
+    assert await counts.count("c", "1", 100, 200, catalog.load) == (2, 2)  # the old generation
+    assert await counts.count("c", "2", 100, 200, catalog.load) == (3, 3)
     assert catalog.loads == 2 and counts.rows == 3
 
 
@@ -59,10 +59,10 @@ async def test_the_least_recently_used_categories_go_beyond_max_rows() -> None:
     counts = PriceCounts(max_rows=5, per_category=3)
     catalogs = {name: _Catalog([1, 2, 3]) for name in "abc"}
     for name in "ab":
-        assert await counts.count(name, "1", None, None, catalogs[name].load) == 3
+        assert await counts.count(name, "1", None, None, catalogs[name].load) == (3, 3)
     assert counts.rows == 3  # b pushed a out
-    assert await counts.count("b", "1", None, None, catalogs["b"].load) == 3
-    assert await counts.count("a", "1", None, None, catalogs["a"].load) == 3
+    assert await counts.count("b", "1", None, None, catalogs["b"].load) == (3, 3)
+    assert await counts.count("a", "1", None, None, catalogs["a"].load) == (3, 3)
     assert [c.loads for c in catalogs.values()] == [2, 1, 0] and counts.rows == 3
 
 
@@ -80,4 +80,4 @@ async def test_a_failed_load_reaches_every_asker_and_is_not_kept() -> None:
         *(counts.count("c", "1", None, None, failing) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, ConnectionError) for r in results) and calls == 1
-    assert await counts.count("c", "1", None, None, _Catalog([7]).load) == 1
+    assert await counts.count("c", "1", None, None, _Catalog([7]).load) == (1, 1)

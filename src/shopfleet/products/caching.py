@@ -67,7 +67,7 @@ async def cached_total(
     category_id: uuid.UUID | None,
     count: reads.Count,
     prices: reads.CategoryPrices | None,
-) -> int:
+) -> reads.Total:
     """A filter's exact total, counted once per cache generation.
 
     Filters on stock (`inStock`) live under the lists' generation, which every stock
@@ -78,7 +78,7 @@ async def cached_total(
     """
     cache = resources.cache
     if cache is None:
-        return await count()
+        return reads.Total(await count())
     scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
     key = reads.total_key(query, category_id)
     generation, body = await cache.read(scope, key)
@@ -89,11 +89,11 @@ async def cached_total(
         and query.in_stock is None
         and not query.name_contains
     ):
-        total = await resources.state(PriceCounts).count(
+        tally = await resources.state(PriceCounts).count(
             category_id, generation, query.min_price_cents, query.max_price_cents, prices
         )
-        if total is not None:
-            return total
+        if tally is not None:
+            return reads.Total(*tally)
 
     async def load() -> bytes:
         return str(await count()).encode()
@@ -105,7 +105,7 @@ async def cached_total(
         load=load,
         known=(generation, body),
     )
-    return int(result.body)
+    return reads.Total(int(result.body))
 
 
 async def list_page(
@@ -113,7 +113,7 @@ async def list_page(
 ) -> bytes:
     """A page of the catalog as JSON, its total counted once per cache generation."""
 
-    def total(count: reads.Count, prices: reads.CategoryPrices | None) -> Awaitable[int]:
+    def total(count: reads.Count, prices: reads.CategoryPrices | None) -> Awaitable[reads.Total]:
         return cached_total(
             resources, query=query, category_id=category_id, count=count, prices=prices
         )

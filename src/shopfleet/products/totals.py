@@ -51,10 +51,10 @@ class PriceCounts:
         low: int | None,
         high: int | None,
         load: LoadPrices,
-    ) -> int | None:
+    ) -> tuple[int, int] | None:
         """How many of the category's products cost between `low` and `high` cents
-        (either bound may be absent), as of `generation`; None when the category is too
-        large to hold."""
+        (either bound may be absent), and how many it has, as of `generation`; None when
+        the category is too large to hold."""
         held = self._held.get(category)
         if held is not None and held.generation == generation:
             self._held.move_to_end(category)
@@ -65,7 +65,7 @@ class PriceCounts:
             return None
         start = 0 if low is None else bisect_left(cents, low)
         end = len(cents) if high is None else bisect_right(cents, high)
-        return max(0, end - start)
+        return max(0, end - start), len(cents)
 
     async def _load(self, category: Hashable, generation: str, load: LoadPrices) -> _Prices:
         # Requests of this instance that ask at once share one load.
