@@ -185,7 +185,8 @@ async def test_a_sparse_price_range_reads_the_range_and_pages_as_the_walk_does(
     cached_shop: Shop,
 ) -> None:
     """Few products in the range: the page reads the range and sorts it (not a walk of the
-    whole category); the pages are the same either way, and an empty range reads nothing."""
+    whole category); many: it walks the sort order's keys, then reads the page's rows. The
+    pages are the same either way, and an empty range reads nothing."""
     shop = cached_shop
     made = []
     for price in range(1, 9):
@@ -216,6 +217,8 @@ async def test_a_sparse_price_range_reads_the_range_and_pages_as_the_walk_does(
             assert found["pagination"]["total"] == len(matching)
             selects = [statement for statement, _ in sent if "SELECT" in statement]
             assert len(selects) == 1 and ("matching" in selects[0]) is narrow, selects
+            # The walk judges prices in the index, then reads the page's rows by id.
+            assert (" JOIN (SELECT products.id" in selects[0]) is not narrow, selects
     with sent_statements(engine) as sent:
         empty, _ = await _get(
             shop, f"/v1/products?category={shop.category_id}&minPrice=50", headers=fresh

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -73,6 +74,9 @@ def bench(
         command="shopfleet " + shlex.join(sys.argv[1:]),
         only=chosen,
     )
+    # `kill` or a closed terminal tears the private platform down as Ctrl-C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
     try:
         directory = asyncio.run(run_bench(options, typer.echo))
     except RuntimeError as exc:
