@@ -34,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shopfleet.common.reads import rfc3339
 from shopfleet.common.statements import statements
 from shopfleet.products.listing import ProductListQuery, columns_for, encode_cursor
 from shopfleet.products.models import Product
@@ -53,9 +52,14 @@ _JSON_VALUES: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "stock": lambda row, _: row["stock"],
     "inStock": lambda row, _: row["stock"] > 0,
     "image": lambda row, _: row["image"],
-    "createdAt": lambda row, _: rfc3339(row["created_at"]),
-    "updatedAt": lambda row, _: rfc3339(row["updated_at"]),
+    # Datetimes go to orjson as they are: with _DUMPS it writes UTC as `Z`, exactly as
+    # common.reads.rfc3339 does, without a Python call per timestamp.
+    "createdAt": lambda row, _: row["created_at"],
+    "updatedAt": lambda row, _: row["updated_at"],
 }
+
+
+_DUMPS = orjson.OPT_UTC_Z
 
 
 @lru_cache(maxsize=256)
@@ -87,7 +91,8 @@ def page_bytes(
                 "pages": math.ceil(total / limit) if total else 0,
                 "nextCursor": next_cursor,
             },
-        }
+        },
+        option=_DUMPS,
     )
 
 
@@ -107,7 +112,7 @@ async def product_detail_bytes(
         rows = await connection.rows(statement, {"product_id": product_id})
     if not rows:
         return None
-    return orjson.dumps(product_dict(rows[0], ordered_fields(fields), currency))
+    return orjson.dumps(product_dict(rows[0], ordered_fields(fields), currency), option=_DUMPS)
 
 
 @dataclass(frozen=True)
