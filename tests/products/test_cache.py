@@ -366,6 +366,12 @@ async def test_a_failed_direct_read_is_answered_by_the_endpoint(
         )
         assert response.status_code == 200 and response.json()["id"] == product_id
         assert failures == [1] and endpoint.calls == 1
+        # Counted, so a direct answer that keeps failing is seen on /metrics.
+        registry = cached_shop.platform.apps["products"].state.resources.metrics.registry
+        fallbacks = registry.get_sample_value(
+            "direct_answer_fallbacks_total", {"route": "/v1/products/{product_id}"}
+        )
+        assert fallbacks == 1
     finally:
         endpoint.restore()
 

@@ -264,6 +264,7 @@ def create_service_app(
             reads=reads,
             cache=lambda: _cache_of(app),
             settings=lambda: settings,
+            metrics=metrics,
         )
     app.add_middleware(ConditionalGZipMiddleware, minimum_size=settings.gzip_minimum_size)
     if spec.rate_limited:

@@ -12,6 +12,7 @@ to the FastAPI endpoint, which stays the route's definition (and its OpenAPI ent
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopfleet.common.cache import ResponseCache
+from shopfleet.common.metrics import Metrics, label_children
 
+log = logging.getLogger("shopfleet.cached_reads")
 ROUTE_TEMPLATE_KEY = "shopfleet.route_template"
 
 
@@ -173,11 +176,13 @@ class CachedReadMiddleware:
         reads: CachedReads,
         cache: Callable[[], ResponseCache | None],
         settings: Callable[[], Any],
+        metrics: Metrics,
     ) -> None:
         self.app = app
         self.reads = reads
         self.cache = cache
         self.settings = settings
+        self.fallbacks = label_children(metrics.direct_fallbacks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache = self.cache()
@@ -186,7 +191,7 @@ class CachedReadMiddleware:
             # Uncached (an admin's no-cache, caching off): still answered directly if it can.
             found = self.reads.route_of(scope)
             if found is not None and found[0].direct is not None:
-                body = await _direct_body(scope, *found)
+                body = await self._direct_body(scope, *found)
                 if body is not None:
                     await _send_json(send, body)
                     return
@@ -198,7 +203,7 @@ class CachedReadMiddleware:
 
         async def load() -> bytes:
             if lookup.route.direct is not None:
-                body = await _direct_body(scope, lookup.route, lookup.match)
+                body = await self._direct_body(scope, lookup.route, lookup.match)
                 if body is not None:
                     return body
             messages: list[Message] = []
@@ -228,6 +233,25 @@ class CachedReadMiddleware:
             return
         await _send_json(send, result.body, cache=(lookup.key, result.hit))
 
+    async def _direct_body(
+        self, scope: Scope, route: CachedRoute, match: re.Match[str]
+    ) -> bytes | None:
+        """The route's direct answer; None leaves the request to the FastAPI endpoint.
+
+        A failure (the database unavailable, say) is left to it too: the endpoint runs
+        the same read again and answers the error as every other route does (503,
+        problem+json). It is counted (direct_answer_fallbacks_total), so a direct answer
+        that always fails shows instead of silently costing every request twice.
+        """
+        assert route.direct is not None
+        scope[ROUTE_TEMPLATE_KEY] = route.template  # never routed: name it for the metrics
+        try:
+            return await route.direct(scope, match)
+        except Exception as exc:
+            self.fallbacks(route.template).inc()
+            log.debug("direct answer failed", extra={"route": route.template, "error": repr(exc)})
+            return None
+
 
 def _admin_wants_fresh(scope: Scope) -> bool:
     claims = scope.get("state", {}).get("claims")
@@ -250,20 +274,6 @@ async def warm(app: ASGIApp, paths: list[str]) -> int:
             if (await client.get(path)).status_code == 200:
                 warmed += 1
     return warmed
-
-
-async def _direct_body(scope: Scope, route: CachedRoute, match: re.Match[str]) -> bytes | None:
-    """The route's direct answer; None leaves the request to the FastAPI endpoint.
-
-    A failure (the database unavailable, say) is left to it too: the endpoint runs the
-    same read again and answers the error as every other route does (503, problem+json).
-    """
-    assert route.direct is not None
-    scope[ROUTE_TEMPLATE_KEY] = route.template  # never routed: name it for the metrics
-    try:
-        return await route.direct(scope, match)
-    except Exception:
-        return None
 
 
 async def _send_json(send: Send, body: bytes, *, cache: tuple[str, bool] | None = None) -> None:

@@ -121,6 +121,12 @@ class Metrics:
             buckets=FAST_BUCKETS,
             registry=r,
         )
+        self.direct_fallbacks = Counter(
+            "direct_answer_fallbacks_total",
+            "Direct answers that failed and were left to the FastAPI endpoint",
+            ["route"],
+            registry=r,
+        )
         self.rate_limit_decisions = Counter(
             "rate_limit_decisions_total",
             "Rate limiter decisions (allowed, rejected, failed_open when Redis is down)",

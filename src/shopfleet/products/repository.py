@@ -219,15 +219,31 @@ async def get_reservation(
 ) -> tuple[str, dict[uuid.UUID, ReservedItem]] | None:
     """Return a reservation's status and its lines (by product id), in one round trip."""
     connection = await session.connection()
-    rows = (await connection.execute(_GET_RESERVATION, {"order_id": order_id})).all()
+    result = await connection.execute(_GET_RESERVATION, {"order_id": order_id})
+    return _reservation_of(result.mappings().all())
+
+
+async def read_reservation(
+    engine: AsyncEngine, order_id: uuid.UUID
+) -> tuple[str, dict[uuid.UUID, ReservedItem]] | None:
+    """get_reservation as a statement of its own (PostgreSQL: on the driver, autocommit):
+    what is committed now, with no session or transaction around it."""
+    return _reservation_of(await one_statement(engine, _GET_RESERVATION, {"order_id": order_id}))
+
+
+def _reservation_of(
+    rows: Sequence[Mapping[Any, Any]],
+) -> tuple[str, dict[uuid.UUID, ReservedItem]] | None:
     if not rows:
         return None
     lines = {
-        row.product_id: ReservedItem(row.quantity, row.sku, row.name, row.unit_price_cents)
+        row["product_id"]: ReservedItem(
+            row["quantity"], row["sku"], row["name"], row["unit_price_cents"]
+        )
         for row in rows
-        if row.product_id is not None
+        if row["product_id"] is not None
     }
-    return rows[0].status, lines
+    return rows[0]["status"], lines
 
 
 def _claim_statement(insert_for_dialect: Any) -> Any:

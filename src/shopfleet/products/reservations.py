@@ -110,7 +110,7 @@ async def reserve(
             # Nothing was written. An order id claimed already (this order reserved, or
             # released first) is answered from what is stored, whatever the stock says now;
             # the statement waited for any claim in flight, so it is committed and seen here.
-            stored = await repository.get_reservation(db, order_id)
+            stored = await repository.read_reservation(engine, order_id)
             if stored is not None:
                 return _replay(order_id, stored)
             _refuse(items, quantities, done.catalog)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 
@@ -236,7 +237,14 @@ def wait_ready(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name in sorted(pending):
-            info = supervisor.info(name)
+            try:
+                info = supervisor.info(name)
+            except (OSError, xmlrpc.client.Error) as exc:
+                # supervisord itself went away (killed, or it could not start a program).
+                raise OperateError(
+                    f"supervisord stopped while {name} was starting ({exc}); its log ends "
+                    f"with:\n{log_tail(run_dir, 'supervisord')}"
+                ) from None
             if info["statename"] == "FATAL":
                 raise OperateError(
                     f"{name} is {info['statename']}; its log ends with:\n{log_tail(run_dir, name)}"
