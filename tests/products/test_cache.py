@@ -33,6 +33,16 @@ async def cached_shop(make_platform: Any) -> AsyncIterator[Shop]:
         yield shop
 
 
+async def _another_category(shop: Shop) -> str:
+    """A second category's id, beside the shop's own."""
+    other = await shop.client.post(
+        "/v1/categories", json={"name": f"Other {uuid.uuid4().hex[:6]}"}, headers=shop.admin
+    )
+    assert other.status_code == 201, other.text
+    category_id: str = other.json()["id"]
+    return category_id
+
+
 async def _get(shop: Shop, path: str, **kwargs: Any) -> tuple[dict[str, Any], str]:
     response = await shop.client.get(path, **kwargs)
     assert response.status_code == 200, response.text
@@ -169,10 +179,7 @@ async def test_a_categorys_total_in_a_price_range_follows_every_write(cached_sho
     moved = await shop.client.patch(f"/v1/products/{added}", json={"price": 30}, headers=shop.admin)
     assert moved.status_code == 200, moved.text
     assert (await total(10, 15), await total(25, 30)) == (2, 1)
-    other = await shop.client.post(
-        "/v1/categories", json={"name": f"Other {uuid.uuid4().hex[:6]}"}, headers=shop.admin
-    )
-    elsewhere = {"categoryId": other.json()["id"]}
+    elsewhere = {"categoryId": await _another_category(shop)}
     moved = await shop.client.patch(f"/v1/products/{ids[1]}", json=elsewhere, headers=shop.admin)
     assert moved.status_code == 200, moved.text
     assert await total(10, 15) == 1
@@ -400,17 +407,13 @@ async def test_a_storefront_filter_is_answered_directly_with_the_endpoints_bytes
     skip FastAPI; any other spelling or value is the endpoint's, 422s included."""
     for price, stock in ((5.0, 0), (12.5, 3), (20, 1), (20.01, 4), (99.99, 2)):
         await cached_shop.product(price=price, stock=stock)
-    other = await cached_shop.client.post(
-        "/v1/categories", json={"name": f"Other {uuid.uuid4().hex[:6]}"}, headers=cached_shop.admin
-    )
-    assert other.status_code == 201, other.text
     created = await cached_shop.client.post(
         "/v1/products",
         json={
             "sku": "OTHER-1",
             "name": "Elsewhere",
             "price": 15,
-            "categoryId": other.json()["id"],
+            "categoryId": await _another_category(cached_shop),
             "stock": 0,
         },
         headers=cached_shop.admin,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shopfleet.common.flights import Flights
 from shopfleet.common.metrics import Metrics, label_children
 from shopfleet.common.redis import RedisGuard
 from shopfleet.common.redis_line import RedisLine
@@ -98,7 +99,7 @@ class ResponseCache:
         self.metrics = metrics
         self.prefix = key_prefix
         self.local = LocalStore() if not guard.configured else None
-        self._flights: dict[str, asyncio.Future[bytes]] = {}
+        self._flights: Flights[str, bytes] = Flights()
         self._lookups = label_children(metrics.cache)
         self._read = guard.redis.register_script(_READ_SCRIPT) if guard.redis else None
         self._bump = guard.redis.register_script(_BUMP_SCRIPT) if guard.redis else None
@@ -193,22 +194,12 @@ class ResponseCache:
             self._count(key, "hit")
             return CacheResult(body, hit=True)
         self._count(key, "miss")
-        flight_key = f"{key}@{generation}"
-        flight = self._flights.get(flight_key)
-        if flight is not None:  # another request of this instance is loading it
-            return CacheResult(await asyncio.shield(flight), hit=False)
-        flight = asyncio.get_running_loop().create_future()
-        self._flights[flight_key] = flight
-        try:
-            body = await self._load_across_instances(key, generation, ttl, load)
-            flight.set_result(body)
-            return CacheResult(body, hit=False)
-        except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        finally:
-            del self._flights[flight_key]
+        # Requests of this instance that miss at once share one load.
+        body = await self._flights.run(
+            f"{key}@{generation}",
+            lambda: self._load_across_instances(key, generation, ttl, load),
+        )
+        return CacheResult(body, hit=False)
 
     async def _load_across_instances(
         self, key: str, generation: str, ttl: int, load: Callable[[], Awaitable[bytes]]

@@ -14,12 +14,13 @@ database's count, and the least recently used categories go beyond `max_rows` in
 
 from __future__ import annotations
 
-import asyncio
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+
+from shopfleet.common.flights import Flights
 
 # Load a category's prices, ascending, at most `limit` of them.
 LoadPrices = Callable[[int], Awaitable[list[int]]]
@@ -37,7 +38,7 @@ class PriceCounts:
         self.per_category = per_category
         self._held: OrderedDict[Hashable, _Prices] = OrderedDict()
         self._rows = 0
-        self._loads: dict[tuple[Hashable, str], asyncio.Future[_Prices]] = {}
+        self._loads: Flights[tuple[Hashable, str], _Prices] = Flights()
 
     @property
     def rows(self) -> int:
@@ -68,26 +69,15 @@ class PriceCounts:
         return max(0, end - start), len(cents)
 
     async def _load(self, category: Hashable, generation: str, load: LoadPrices) -> _Prices:
-        # Requests of this instance that ask at once share one load.
-        flight_key = (category, generation)
-        flight = self._loads.get(flight_key)
-        if flight is not None:
-            return await asyncio.shield(flight)
-        flight = asyncio.get_running_loop().create_future()
-        self._loads[flight_key] = flight
-        try:
+        async def held() -> _Prices:
             found = await load(self.per_category + 1)
             cents = array("q", found) if len(found) <= self.per_category else None
-            held = _Prices(generation, cents)
-            self._keep(category, held)
-            flight.set_result(held)
-            return held
-        except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        finally:
-            del self._loads[flight_key]
+            prices = _Prices(generation, cents)
+            self._keep(category, prices)
+            return prices
+
+        # Requests of this instance that ask at once share one load.
+        return await self._loads.run((category, generation), held)
 
     def _keep(self, category: Hashable, held: _Prices) -> None:
         old = self._held.pop(category, None)
