@@ -81,3 +81,17 @@ async def test_a_failed_load_reaches_every_asker_and_is_not_kept() -> None:
     )
     assert all(isinstance(r, ConnectionError) for r in results) and calls == 1
     assert await counts.count("c", "1", None, None, _Catalog([7]).load) == (1, 1)
+
+
+async def test_made_up_categories_are_bounded_in_number() -> None:
+    """Any id a client invents is an empty category: it holds no prices, but only
+    max_categories of them are kept, the least recently used going first."""
+    counts = PriceCounts(max_categories=3)
+    for name in "abcde":
+        assert await counts.count(name, "1", None, None, _Catalog([]).load) == (0, 0)
+    again = _Catalog([])
+    assert await counts.count("a", "1", None, None, again.load) == (0, 0)
+    assert again.loads == 1  # "a" was pushed out by "d" and "e"
+    held = _Catalog([])
+    assert await counts.count("e", "1", None, None, held.load) == (0, 0)
+    assert held.loads == 0

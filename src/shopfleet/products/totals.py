@@ -9,7 +9,8 @@ moves a product): a total is then two binary searches, and it is exactly as fres
 the cached totals are (a reader of the new generation never sees the old prices).
 
 Memory is bounded: a category with more than `per_category` products is left to the
-database's count, and the least recently used categories go beyond `max_rows` in all.
+database's count, and the least recently used categories go beyond `max_rows` prices or
+`max_categories` categories in all.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ class _Prices:
 
 
 class PriceCounts:
-    def __init__(self, *, max_rows: int = 500_000, per_category: int = 50_000) -> None:
+    def __init__(
+        self, *, max_rows: int = 500_000, per_category: int = 50_000, max_categories: int = 4096
+    ) -> None:
         self.max_rows = max_rows
         self.per_category = per_category
+        # Categories with few or no products (any id a client makes up) cost no rows: the
+        # count of categories held is bounded too.
+        self.max_categories = max_categories
         self._held: OrderedDict[Hashable, _Prices] = OrderedDict()
         self._rows = 0
         self._loads: Flights[tuple[Hashable, str], _Prices] = Flights()
@@ -86,7 +92,9 @@ class PriceCounts:
         self._held[category] = held
         if held.cents is not None:
             self._rows += len(held.cents)
-        while self._rows > self.max_rows and len(self._held) > 1:
+        while len(self._held) > 1 and (
+            self._rows > self.max_rows or len(self._held) > self.max_categories
+        ):
             _, evicted = self._held.popitem(last=False)
             if evicted.cents is not None:
                 self._rows -= len(evicted.cents)
