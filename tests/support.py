@@ -9,7 +9,6 @@ import importlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pydantic import SecretStr
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shopfleet.bench.platform import SINGLE_PORTS
+from shopfleet.bench.platform import free_port as bench_free_port
 from shopfleet.common import statements as statements_module
 from shopfleet.common.app import Resources
 from shopfleet.common.dbmetrics import timer_of
@@ -78,10 +79,13 @@ async def eventually(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below the kernel's ephemeral range (shopfleet.bench.platform.free_port),
+    from this xdist worker's own slice of it, so two workers never pick the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker[2:]) if worker[2:].isdigit() else 0
+    width = len(SINGLE_PORTS) // 4
+    start = SINGLE_PORTS.start + (number % 4) * width
+    return bench_free_port(range(start, start + width))
 
 
 def base_settings(service: str, backend: str, data_dir: Path, **overrides: Any) -> Settings:

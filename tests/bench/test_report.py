@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shopfleet.bench.platform import ephemeral_port_start, free_base_port
+from shopfleet.bench.platform import (
+    SINGLE_PORTS,
+    ephemeral_port_start,
+    free_base_port,
+    free_port,
+    port_free,
+)
 from shopfleet.bench.report import Outcome, Run, write
 from shopfleet.bench.serverside import difference, parse_metrics
 from shopfleet.bench.targets import evaluate
@@ -110,3 +116,11 @@ def test_instance_ports_are_chosen_below_the_ephemeral_range() -> None:
     for _ in range(20):
         base = free_base_port(6)
         assert base >= 20000 and base + len(SERVICES) + 10 * 6 <= start
+
+
+def test_single_ports_are_below_the_instance_blocks_free_and_never_handed_out_twice() -> None:
+    ports = [free_port(range(15000, 15040)) for _ in range(30)]
+    assert len(set(ports)) == 30 and all(15000 <= port < 15040 for port in ports)
+    assert all(port_free(port) for port in ports)
+    everyday = free_port()
+    assert SINGLE_PORTS.start <= everyday < SINGLE_PORTS.stop < ephemeral_port_start()

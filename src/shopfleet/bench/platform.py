@@ -47,10 +47,25 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Single ports (the gateway's, Redis's, the floor app's) come from below the instance
+# blocks of free_base_port, which start at 20000.
+SINGLE_PORTS = range(10000, 20000)
+_handed_out: set[int] = set()
+
+
+def free_port(ports: range = SINGLE_PORTS) -> int:
+    """A port of `ports` free now that this process has not handed out before.
+
+    Not the kernel's choice (bind to port 0): that comes from the ephemeral range, where
+    an outgoing connection can take it before its server binds it ("ports already in
+    use" failed a test run once), as for free_base_port.
+    """
+    for _ in range(1000):
+        port = random.randrange(ports.start, ports.stop)
+        if port not in _handed_out and port_free(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port between {ports.start} and {ports.stop - 1}")
 
 
 def ephemeral_port_start() -> int:
