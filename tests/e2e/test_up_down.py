@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,43 @@ async def test_up_limits_logins_at_the_gateway_and_down_leaves_no_process(
     assert pids and alive(pids) == []
     assert not (run.var / "run" / "supervisor.sock").exists()
     assert "nothing running" in run.cli("down").stdout
+
+
+def test_ctrl_c_stops_everything_when_stdout_was_a_pipe_that_went_away(
+    tmp_path: Path,
+) -> None:
+    """`scripts/up | tee up.log`, then Ctrl-C: the terminal interrupts tee too, so the
+    foreground `up` stops the platform with nowhere to write; nothing may be left."""
+    topology = write_topology(tmp_path, instances={"auth": 1})
+    run = LocalRun(tmp_path, topology, base_env(tmp_path / "var"))
+    command = [sys.executable, "-m", "shopfleet", "up", "--topology", str(topology)]
+    process = subprocess.Popen(
+        command,
+        cwd=run.root,
+        env=run.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pids: list[int] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Press Ctrl-C" in line:
+                break
+        pids = run.pids()
+        assert pids, run.logs_tail()
+        process.stdout.close()  # the pipe's reader is gone, as tee is after Ctrl-C
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if run.supervisor.alive():
+            pids = pids or run.pids()
+            run.down()
+            raise AssertionError("Ctrl-C left the platform running")
+    assert alive(pids) == []
 
 
 def test_the_memory_ceiling_restarts_an_instance_that_grows_past_it(

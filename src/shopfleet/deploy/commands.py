@@ -121,8 +121,18 @@ def up(
         while supervisor.alive():
             time.sleep(1)
     except KeyboardInterrupt:
-        typer.echo("")
-    local.down(run_dir=run_dir, echo=typer.echo)
+        pass
+    # Stopping must finish whatever happens meanwhile: Ctrl-C also stops a pipe's reader
+    # (`scripts/up | tee up.log`), so stdout may be gone, and a second signal must not
+    # leave the instances running either.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    local.down(run_dir=run_dir, echo=_echo_if_heard)
+
+
+def _echo_if_heard(message: str) -> None:
+    with contextlib.suppress(OSError):  # stdout closed (its pipe's reader went away)
+        typer.echo(message)
 
 
 def down(var: VarOption = Path("var")) -> None:
