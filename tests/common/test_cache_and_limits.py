@@ -299,7 +299,10 @@ async def test_a_miss_locks_and_stores_over_the_lean_line(tmp_path: Path, ns: st
         original = line.set
 
         async def recording_set(key: str, value: bytes, **options: Any) -> bool:
-            sent.append((key, value, options))
+            given = {
+                name: option for name, option in options.items() if option not in (None, False)
+            }
+            sent.append((key, value, given))
             stored: bool = await original(key, value, **options)
             return stored
 

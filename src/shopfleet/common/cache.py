@@ -140,15 +140,23 @@ class ResponseCache:
             return
         if not generation:  # Redis was down when we read: don't store under a guess
             return
-        line = self.line
+        await self.guard.run("cache_write", lambda r: self._set(r, full_key, body, ex=ttl), False)
 
-        async def command(redis: Redis) -> None:
-            if line is not None:  # the lean connection (redis_line.py), as reads use
-                await line.set(full_key, body, ex=ttl)
-            else:
-                await redis.set(full_key, body, ex=ttl)
-
-        await self.guard.run("cache_write", command, None)
+    async def _set(
+        self,
+        redis: Redis,
+        key: str,
+        value: bytes,
+        *,
+        ex: int | None = None,
+        px: int | None = None,
+        nx: bool = False,
+    ) -> bool:
+        """SET on the lean connection (redis_line.py) when there is one, as reads use;
+        False when NX found the key taken."""
+        if self.line is not None:
+            return await self.line.set(key, value, ex=ex, px=px, nx=nx)
+        return bool(await redis.set(key, value, ex=ex, px=px, nx=nx))
 
     async def invalidate(self, *scopes: str) -> None:
         """Bump the generations of `scopes`: every entry under them is gone, in O(1) each."""
@@ -207,15 +215,9 @@ class ResponseCache:
         # Across instances a short lock lets one load while the others wait for its result.
         if self.local is None and generation:
             lock_key = f"{self.prefix}lock:{key}@{generation}"
-
-            line = self.line
-
-            async def lock(redis: Redis) -> bool:
-                if line is not None:
-                    return await line.set(lock_key, b"1", nx=True, px=2000)
-                return bool(await redis.set(lock_key, b"1", nx=True, px=2000))
-
-            got_lock = await self.guard.run("cache_lock", lock, True)
+            got_lock = await self.guard.run(
+                "cache_lock", lambda r: self._set(r, lock_key, b"1", nx=True, px=2000), True
+            )
             if not got_lock:
                 body = await self._wait_for(f"{self.prefix}{key}@{generation}")
                 if body is not None:
