@@ -58,6 +58,12 @@ async def test_up_limits_logins_at_the_gateway_and_down_leaves_no_process(
     assert "nothing running" in run.cli("down").stdout
 
 
+_WITH_SIGINT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'shopfleet'; runpy.run_module('shopfleet', run_name='__main__')"
+)
+
+
 def test_ctrl_c_stops_everything_when_stdout_was_a_pipe_that_went_away(
     tmp_path: Path,
 ) -> None:
@@ -65,7 +71,9 @@ def test_ctrl_c_stops_everything_when_stdout_was_a_pipe_that_went_away(
     foreground `up` stops the platform with nowhere to write; nothing may be left."""
     topology = write_topology(tmp_path, instances={"auth": 1})
     run = LocalRun(tmp_path, topology, base_env(tmp_path / "var"))
-    command = [sys.executable, "-m", "shopfleet", "up", "--topology", str(topology)]
+    # As from a terminal: SIGINT at its default, whatever this test was started under (a
+    # background job of a shell without job control inherits SIGINT ignored).
+    command = [sys.executable, "-c", _WITH_SIGINT, "up", "--topology", str(topology)]
     process = subprocess.Popen(
         command,
         cwd=run.root,
