@@ -167,7 +167,7 @@ def create_service_app(
         # The per-request scripts (limiter, cache read) share one lean connection.
         # Traced instances keep redis-py, whose calls the tracer sees.
         line = (
-            RedisLine.from_url(settings.redis_url)
+            RedisLine.from_url(settings.redis_url, timeout=settings.redis_timeout)
             if redis is not None and settings.redis_url and tracer_provider is None
             else None
         )

@@ -25,8 +25,8 @@ def create_redis(settings: Settings) -> Redis | None:
         return None
     return Redis.from_url(
         settings.redis_url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
         health_check_interval=30,
         max_connections=64,
         # One immediate retry covers a pooled connection that went stale; longer

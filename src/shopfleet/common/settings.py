@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_key_prefix: str = "shopfleet:"
+    # A Redis round trip slower than this counts as Redis down: requests are served
+    # uncached and unlimited (RedisGuard) rather than waiting on it.
+    redis_timeout: float = Field(default=0.5, gt=0)
 
     # Service-to-service calls go through the gateway's internal listener.
     internal_url: str = "http://127.0.0.1:8081"
