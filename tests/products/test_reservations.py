@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
+from shopfleet.products import app as products_app
+from shopfleet.products import reservations
 from tests.categories.helpers import INTERNAL
 from tests.products.helpers import insert_products
 from tests.support import MakePlatform, Platform
@@ -300,3 +303,65 @@ async def test_racing_reserve_and_release_of_one_order_settle_consistently(store
         )
         assert stored.json()["status"] == "released"
     assert await stock_of(store, a) == 100
+
+
+async def _reservation_answers(platform: Platform) -> list[tuple[int, str, str]]:
+    """Every kind of answer POST /internal/products/reservations gives, ids named."""
+    a, b = (uuid.UUID(int=n) for n in (0xA, 0xB))
+    rows = [
+        {"id": a, "sku": "PARITY-A", "name": "A", "price_cents": 1250, "stock": 5},
+        {"id": b, "sku": "PARITY-B", "name": "B", "price_cents": 99, "stock": 1},
+    ]
+    await insert_products(platform, [{**row, "category_id": uuid.uuid4()} for row in rows])
+    first, short, unknown, released = (str(uuid.UUID(int=n)) for n in (1, 2, 3, 4))
+    before = await stock_of(platform, str(a))  # the detail is cached now
+    calls: list[tuple[str, dict[str, int] | list[Any]]] = [
+        (first, [{"productId": str(a), "quantity": 2}, {"productId": str(b), "quantity": 1}]),
+        (first, [{"productId": str(a), "quantity": 2}, {"productId": str(b), "quantity": 1}]),
+        (short, {str(a): 9}),
+        (unknown, {str(a): 1, str(uuid.UUID(int=0xC)): 1}),
+        (str(uuid.UUID(int=5)), [{"productId": str(a), "quantity": 0}]),
+    ]
+    responses = [await reserve(platform, order, items) for order, items in calls]
+    await release(platform, released)
+    responses.append(await reserve(platform, released, {str(a): 1}))
+    responses.append(
+        await platform.client.post(
+            "/internal/products/reservations",
+            json={"orderId": released, "items": []},
+            headers={"X-Internal-Token": "wrong"},
+        )
+    )
+    responses.append(
+        await platform.client.post(
+            "/internal/products/reservations",
+            content=b"{not json",
+            headers={**INTERNAL, "Content-Type": "application/json"},
+        )
+    )
+    assert (before, await stock_of(platform, str(a))) == (5, 3)  # never stale after an order
+    return [(r.status_code, r.headers["content-type"], r.text) for r in responses]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite's reservations go to the endpoint
+async def test_direct_reservations_answer_as_the_endpoint(
+    make_platform: MakePlatform, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a reservation is answered without FastAPI (common/direct_writes.py):
+    every answer, the cache invalidation and every refusal equal the endpoint's."""
+    endpoint_calls = 0
+    endpoint_reserve = reservations.reserve
+
+    async def counted(**kwargs: Any) -> Any:
+        nonlocal endpoint_calls
+        endpoint_calls += 1
+        return await endpoint_reserve(**kwargs)
+
+    monkeypatch.setattr(reservations, "reserve", counted)
+    async with make_platform("products") as platform:
+        direct = await _reservation_answers(platform)
+    assert endpoint_calls == 0  # the refusals too: only the bad requests went there
+    assert [status for status, _, _ in direct] == [200, 200, 409, 422, 422, 409, 401, 400]
+    monkeypatch.setattr(products_app, "SPEC", replace(products_app.SPEC, direct_writes=()))
+    async with make_platform("products") as platform:
+        assert await _reservation_answers(platform) == direct

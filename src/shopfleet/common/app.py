@@ -22,6 +22,7 @@ from shopfleet.common.cached_reads import CachedReadMiddleware, CachedReads, Cac
 from shopfleet.common.compression import ConditionalGZipMiddleware
 from shopfleet.common.database import create_engine, create_sessionmaker
 from shopfleet.common.dbmetrics import instrument_engine
+from shopfleet.common.direct_writes import DirectWrite, DirectWriteMiddleware
 from shopfleet.common.docs import docs_router
 from shopfleet.common.errors import install_error_handlers
 from shopfleet.common.health import operational_router
@@ -115,6 +116,8 @@ class ServiceSpec:
     startup: Sequence[Hook] = ()
     shutdown: Sequence[Hook] = ()
     cached_routes: Sequence[CachedRoute] = ()
+    # Hot writes answered without FastAPI when they can be (common/direct_writes.py).
+    direct_writes: Sequence[DirectWrite] = ()
     rate_limited: bool = False
 
 
@@ -256,7 +259,10 @@ def create_service_app(
     app.include_router(docs_router(app, spec.title))
     for router in spec.routers:
         app.include_router(router)
-    # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads.
+    # Added innermost first. Outside in: bookkeeping, rate limit, gzip, cached reads,
+    # direct writes.
+    if spec.direct_writes:
+        app.add_middleware(DirectWriteMiddleware, routes=spec.direct_writes)
     reads = CachedReads(list(spec.cached_routes)) if spec.cached_routes else None
     if reads is not None:
         app.add_middleware(

@@ -129,8 +129,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path.encode("utf-8", "backslashreplace").decode() or "body"
 
 
-async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ShopfleetError)
+def _shopfleet_problem(exc: ShopfleetError) -> Response:
     return problem_response(
         exc.status_code,
         exc.detail,
@@ -140,13 +139,22 @@ async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+def _database_unavailable(exc: Exception) -> Response:
     # Pool exhausted, connection lost, SQLite busy past its timeout: the database, a
     # dependency, is unavailable for now; say so and when to retry, never a 500.
     log.warning("database unavailable", extra={"error": type(exc).__name__})
     return problem_response(
         503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
     )
+
+
+async def _handle_shopfleet_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ShopfleetError)
+    return _shopfleet_problem(exc)
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    return _database_unavailable(exc)
 
 
 # SQLSTATE classes of a refused or lost connection: 08 connection exception, 53
@@ -207,20 +215,37 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 
+# asyncpg raises a bare ConnectionError when it cannot connect at all, and TimeoutError
+# when a connect outlasts its timeout.
+_DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.TimeoutError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def problem_for(exc: Exception) -> Response | None:
+    """The answer the handlers below give `exc` outside FastAPI; None for a bug (a 500).
+
+    For code that answers below FastAPI's exception handling (common/direct_writes.py).
+    """
+    if isinstance(exc, ShopfleetError):
+        return _shopfleet_problem(exc)
+    if isinstance(exc, _DATABASE_UNAVAILABLE) or (
+        isinstance(exc, sa_exc.DBAPIError) and is_connection_failure(exc)
+    ):
+        return _database_unavailable(exc)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error path of the app to problem+json."""
     app.add_exception_handler(ShopfleetError, _handle_shopfleet_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    # asyncpg raises a bare ConnectionError when it cannot connect at all, and
-    # TimeoutError when a connect outlasts its timeout.
-    for database_error in (
-        sa_exc.TimeoutError,
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        ConnectionError,
-        TimeoutError,
-    ):
+    for database_error in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(database_error, _handle_database_unavailable)
     # Other driver errors: 503 when the connection was refused or lost, else a 500.
     app.add_exception_handler(sa_exc.DBAPIError, _handle_database_error)

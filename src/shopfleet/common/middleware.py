@@ -133,7 +133,7 @@ class ServiceMiddleware:
                 if buffered is None:
                     await respond_problem(413, "The request body is too large.")
                     return
-                receive = _replay(buffered, receive)
+                receive = replay(buffered, receive)
             received = 0
 
             async def receive_wrapper() -> Message:
@@ -226,13 +226,13 @@ def _is_chunked(scope: Scope) -> bool:
     )
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay(messages: list[Message], receive: Receive) -> Receive:
     """A receive that hands out `messages` first, then whatever the server sends next."""
     pending = list(messages)
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         if pending:
             return pending.pop(0)
         return await receive()
 
-    return replay
+    return replayed

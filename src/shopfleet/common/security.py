@@ -48,11 +48,17 @@ async def _admin_user(claims: Annotated[AccessClaims, Depends(_current_user)]) -
 
 async def _internal_caller(request: Request) -> None:
     expected: str | None = request.app.state.resources.internal_token
-    given = request.headers.get(INTERNAL_TOKEN_HEADER)
     if expected is None:
         raise NotFound("No such resource.")
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not is_internal_caller(expected, request.headers.get(INTERNAL_TOKEN_HEADER)):
         raise UnauthorizedError("A valid internal service credential is required.")
+
+
+def is_internal_caller(expected: str | None, given: str | None) -> bool:
+    """Whether `given` is the internal service credential (none is configured: never)."""
+    if expected is None or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 OptionalUser = Annotated[AccessClaims | None, Depends(_optional_user)]

@@ -11,7 +11,7 @@ from shopfleet.common.settings import Settings
 from shopfleet.products.api import router
 from shopfleet.products.caching import CACHED_ROUTES, warm_product_cache
 from shopfleet.products.categories_client import CategoriesClient
-from shopfleet.products.internal_api import internal
+from shopfleet.products.internal_api import DIRECT_WRITES, internal
 from shopfleet.products.totals import PriceCounts
 
 
@@ -26,6 +26,7 @@ SPEC = ServiceSpec(
     routers=[router, internal],
     startup=[_provide_state, warm_product_cache],
     cached_routes=CACHED_ROUTES,
+    direct_writes=DIRECT_WRITES,
     rate_limited=True,
 )
 

@@ -56,8 +56,13 @@ def invalidate_product_caches(
 
     `totals`: the write may change which products a filter matches (not only stock).
     """
+    invalidate_after_commit(db, *product_cache_scopes(*product_ids, totals=totals))
+
+
+def product_cache_scopes(*product_ids: uuid.UUID, totals: bool = False) -> list[str]:
+    """The cache scopes a write to these products makes stale (see above)."""
     scopes = [LIST_SCOPE, *(detail_scope(i) for i in product_ids)]
-    invalidate_after_commit(db, *scopes, *([TOTALS_SCOPE] if totals else []))
+    return sorted([*scopes, *([TOTALS_SCOPE] if totals else [])])
 
 
 async def cached_total(

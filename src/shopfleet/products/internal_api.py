@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
+import orjson
 from fastapi import APIRouter, Response
+from pydantic import ValidationError
+from starlette.types import Scope
 
+from shopfleet.common.app import Resources
 from shopfleet.common.database import SessionDep, transaction_intent
+from shopfleet.common.direct_writes import DirectAnswer, DirectWrite, header_values
 from shopfleet.common.errors import NotFound
+from shopfleet.common.http import INTERNAL_TOKEN_HEADER
 from shopfleet.common.openapi import problem_responses
 from shopfleet.common.schemas import SafeStr, parse_id
-from shopfleet.common.security import InternalCaller
+from shopfleet.common.security import InternalCaller, is_internal_caller
 from shopfleet.contracts import products as contract
 from shopfleet.contracts.products import (
     CategoryUsage,
@@ -22,6 +29,7 @@ from shopfleet.contracts.products import (
     ReservationRequest,
 )
 from shopfleet.products import repository, reservations
+from shopfleet.products.caching import product_cache_scopes
 from shopfleet.products.reservations import (
     InsufficientStock,
     ReservationNotFound,
@@ -77,6 +85,40 @@ async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
     reserved = await reservations.reserve(db=db, order_id=body.order_id, items=body.items)
     # Serialised once (the response model would validate and serialise it again).
     return Response(reserved.model_dump_json(by_alias=True), media_type="application/json")
+
+
+async def _direct_reserve(scope: Scope, _: re.Match[str], body: bytes) -> DirectAnswer | None:
+    """POST /internal/products/reservations on PostgreSQL, without FastAPI (orders calls it
+    once per order): the same statement, invalidation and bytes as `reserve_stock`. A
+    caller without the credential, a body that does not validate and SQLite are left to
+    that endpoint, which answers them."""
+    resources: Resources = scope["app"].state.resources
+    tokens = header_values(scope, _INTERNAL_TOKEN)
+    if not tokens or not is_internal_caller(resources.internal_token, tokens[0]):
+        return None
+    if resources.engine.dialect.name != "postgresql":
+        return None
+    try:
+        request = ReservationRequest.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+    reserved, taken = await reservations.reserve_at_once(
+        resources.engine, request.order_id, request.items
+    )
+    if taken and resources.cache is not None:
+        await resources.cache.invalidate(*product_cache_scopes(*taken))
+    return DirectAnswer(200, reserved.model_dump_json(by_alias=True).encode())
+
+
+_INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
+DIRECT_WRITES = [
+    DirectWrite(
+        "POST",
+        re.compile(re.escape(contract.reservations_path())),
+        contract.reservations_path(),
+        _direct_reserve,
+    )
+]
 
 
 @internal.post(contract.RELEASE, response_model=ReservationPublic)

@@ -100,24 +100,45 @@ async def reserve(
     PostgreSQL the whole reservation is one statement (one round trip); SQLite takes the
     steps in the request's write transaction.
     """
+    quantities = _quantities(items)
+    engine = db.bind
+    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
+        reserved, taken = await reserve_at_once(engine, order_id, items)
+        if taken:  # stock and inStock show in details and lists: never stale after an order
+            invalidate_product_caches(db, *taken)
+        return reserved
+    return await _reserve_in_steps(db, order_id, items, quantities)
+
+
+async def reserve_at_once(
+    engine: AsyncEngine, order_id: uuid.UUID, items: list[ReservationItem]
+) -> tuple[ReservationPublic, list[uuid.UUID]]:
+    """`reserve` on PostgreSQL: one statement, committed on return.
+
+    Also returns the products whose stock it took (none for a repeat): their caches
+    are stale now, and the caller invalidates them.
+    """
+    quantities = _quantities(items)
+    done = await repository.reserve_at_once(engine, order_id, quantities, now=utcnow())
+    if not done.taken:
+        # Nothing was written. An order id claimed already (this order reserved, or
+        # released first) is answered from what is stored, whatever the stock says now;
+        # the statement waited for any claim in flight, so it is committed and seen here.
+        stored = await repository.read_reservation(engine, order_id)
+        if stored is not None:
+            return _replay(order_id, stored), []
+        _refuse(items, quantities, done.catalog)
+        # cannot happen: every line could be had and no claim was in the way
+        raise Conflict("The reservation is changing concurrently; try again.")
+    lines = _lines(quantities, done.catalog)
+    return _view(order_id, "reserved", lines), sorted(lines)
+
+
+def _quantities(items: list[ReservationItem]) -> Counter[uuid.UUID]:
     quantities: Counter[uuid.UUID] = Counter()
     for item in items:
         quantities[item.product_id] += item.quantity
-    engine = db.bind
-    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
-        done = await repository.reserve_at_once(engine, order_id, quantities, now=utcnow())
-        if not done.taken:
-            # Nothing was written. An order id claimed already (this order reserved, or
-            # released first) is answered from what is stored, whatever the stock says now;
-            # the statement waited for any claim in flight, so it is committed and seen here.
-            stored = await repository.read_reservation(engine, order_id)
-            if stored is not None:
-                return _replay(order_id, stored)
-            _refuse(items, quantities, done.catalog)
-            # cannot happen: every line could be had and no claim was in the way
-            raise Conflict("The reservation is changing concurrently; try again.")
-        return _taken(db, order_id, _lines(quantities, done.catalog))
-    return await _reserve_in_steps(db, order_id, items, quantities)
+    return quantities
 
 
 async def _reserve_in_steps(
