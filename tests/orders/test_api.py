@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
-from tests.orders.conftest import ADDRESS, Shop
+from shopfleet.common.direct_writes import DirectAnswer
+from shopfleet.common.errors import ShopfleetError
+from shopfleet.orders import api as orders_api
+from shopfleet.orders import app as orders_app
+from tests.orders.conftest import ADDRESS, Shop, open_shop
 
 ORDER_FIELDS = {
     "id",
@@ -299,3 +306,81 @@ async def test_business_metrics_are_counted(shop: Shop) -> None:
     assert "orders_created_total 1.0" in text
     assert "orders_rejected_stock_total 1.0" in text
     assert "idempotent_replays_total 1.0" in text
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _named(answers: list[tuple[int, str, str | None, str | None, Any]]) -> str:
+    """The answers with ids named by first appearance, instants and skus blanked: one
+    shop's answers equal another's that ran the same requests."""
+    text = orjson.dumps(answers, option=orjson.OPT_SORT_KEYS).decode()
+    names: dict[str, str] = {}
+    text = _UUID.sub(lambda m: names.setdefault(m[0], f"<id {len(names)}>"), text)
+    text = re.sub(r"SKU-[0-9a-fA-F]{10}", "<sku>", text)
+    return re.sub(r'"(\w+At)":"[^"]*"', r'"\1":"<instant>"', text)
+
+
+async def _order_answers(shop: Shop) -> str:
+    """Every kind of answer POST /v1/orders gives, in a fresh shop."""
+    product = await shop.product(price=12.5, stock=5)
+    customer = await shop.customer()
+    calls = [
+        (customer, [(product, 2)], "first"),
+        (customer, [(product, 2)], "first"),  # a repeat: replayed
+        (customer, [(product, 1)], "first"),  # the key with another body
+        (customer, [(product, 9)], None),  # short
+        (customer, [(product, 1), (str(uuid.UUID(int=7)), 1)], None),  # unknown product
+        ({}, [(product, 1)], None),  # anonymous
+        (customer, [(product, 0)], None),  # invalid
+        (customer, [(product, 1)], "k" * 256),  # a key too long
+    ]
+    answers: list[tuple[int, str, str | None, str | None, Any]] = []
+    for headers, items, key in calls:
+        response = await shop.order(headers, items, key=key)
+        answers.append(
+            (
+                response.status_code,
+                response.headers["content-type"],
+                response.headers.get("location"),
+                response.headers.get("idempotent-replayed"),
+                response.json(),
+            )
+        )
+    assert await shop.stock(product) == 3
+    return _named(answers)
+
+
+async def test_direct_orders_answer_as_the_endpoint(
+    make_platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /v1/orders is answered without FastAPI (common/direct_writes.py) in its plain
+    form; every answer equals the endpoint's, which answers the rest."""
+    answered: list[int] = []
+    stepped_aside = 0
+
+    async def counted(scope: Any, match: Any, body: bytes) -> DirectAnswer | None:
+        nonlocal stepped_aside
+        try:
+            answer = await orders_api._direct_create(scope, match, body)
+        except ShopfleetError as refused:
+            answered.append(refused.status_code)
+            raise
+        if answer is None:
+            stepped_aside += 1
+        else:
+            answered.append(answer.status)
+        return answer
+
+    (route,) = orders_api.DIRECT_WRITES
+    spec = orders_app.SPEC
+    monkeypatch.setattr(
+        orders_app, "SPEC", replace(spec, direct_writes=[replace(route, answer=counted)])
+    )
+    async with open_shop(make_platform) as shop:
+        direct = await _order_answers(shop)
+    assert answered == [201, 201, 409, 409, 422]
+    assert stepped_aside == 3  # anonymous, invalid, the long key: the endpoint's to answer
+    monkeypatch.setattr(orders_app, "SPEC", replace(spec, direct_writes=()))
+    async with open_shop(make_platform) as shop:
+        assert await _order_answers(shop) == direct

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import ValidationError
+from starlette.types import Scope
 
-from shopfleet.common.app import service_state
+from shopfleet.common.app import Resources, service_state
 from shopfleet.common.database import SessionDep
+from shopfleet.common.direct_writes import DirectAnswer, DirectWrite, header_values
 from shopfleet.common.errors import PROBLEM_JSON, NotFound
 from shopfleet.common.schemas import Page, PageDep, SafeStr, make_page
 from shopfleet.common.security import AdminUser, CurrentUser
@@ -44,18 +48,62 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
-def _render(outcome: Outcome) -> Response:
-    headers = {}
+def _answer(outcome: Outcome) -> DirectAnswer:
+    headers = []
     if outcome.status_code == 201:
-        headers["Location"] = f"/v1/orders/{outcome.body['id']}"
+        headers.append((b"location", f"/v1/orders/{outcome.body['id']}".encode()))
     if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(
+        headers.append((b"idempotent-replayed", b"true"))
+    return DirectAnswer(
+        outcome.status_code,
         orjson.dumps(outcome.body),
-        status_code=outcome.status_code,
-        headers=headers,
-        media_type=PROBLEM_JSON if outcome.status_code >= 400 else "application/json",
+        _PROBLEM_TYPE if outcome.status_code >= 400 else b"application/json",
+        tuple(headers),
     )
+
+
+def _render(outcome: Outcome) -> Response:
+    answer = _answer(outcome)
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        headers={name.decode(): value.decode() for name, value in answer.headers},
+        media_type=answer.media_type.decode(),
+    )
+
+
+_PROBLEM_TYPE = PROBLEM_JSON.encode()
+_PRINTABLE = re.compile(r"[\x20-\x7e]{1,255}")  # IdempotencyKeyHeader's rule
+
+
+async def _direct_create(scope: Scope, _: re.Match[str], body: bytes) -> DirectAnswer | None:
+    """POST /v1/orders without FastAPI: the same service call and answer as `create_order`.
+
+    Taken only in its plain form: one Authorization header whose token the rate limiter
+    verified, at most one valid Idempotency-Key, and a body that validates. Anything
+    else is left to the endpoint, which answers it (401, 422, ...).
+    """
+    claims = scope.get("state", {}).get("claims")
+    if claims is None or len(header_values(scope, b"authorization")) != 1:
+        return None
+    keys = header_values(scope, b"idempotency-key")
+    if len(keys) > 1 or (keys and _PRINTABLE.fullmatch(keys[0]) is None):
+        return None
+    try:
+        data = OrderCreate.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+    resources: Resources = scope["app"].state.resources
+    outcome = await service.create_order(
+        ctx=resources.state(OrdersContext),
+        user_id=uuid.UUID(claims.subject),
+        data=data,
+        idempotency_key=keys[0] if keys else None,
+    )
+    return _answer(outcome)
+
+
+DIRECT_WRITES = [DirectWrite("POST", re.compile("/v1/orders"), "/v1/orders", _direct_create)]
 
 
 @router.post(

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from shopfleet.common.app import AppOptions, Resources, ServiceSpec, create_service_app
 from shopfleet.common.settings import Settings
-from shopfleet.orders.api import router
+from shopfleet.orders.api import DIRECT_WRITES, router
 from shopfleet.orders.metrics import OrdersMetrics
 from shopfleet.orders.products_client import ProductsClient
 from shopfleet.orders.service import OrdersContext
@@ -50,6 +50,7 @@ SPEC = ServiceSpec(
     routers=[router],
     startup=[_start],
     shutdown=[_stop],
+    direct_writes=DIRECT_WRITES,
     rate_limited=True,
 )
 
