@@ -381,6 +381,11 @@ async def test_direct_orders_answer_as_the_endpoint(
         direct = await _order_answers(shop)
     assert answered == [201, 201, 409, 409, 422]
     assert stepped_aside == 3  # anonymous, invalid, the long key: the endpoint's to answer
+    # Without the rate limiter, which verifies tokens first, the answer verifies its own.
+    answered, stepped_aside = [], 0
+    async with open_shop(make_platform, orders={"rate_limit_enabled": False}) as shop:
+        assert await _order_answers(shop) == direct
+    assert (answered, stepped_aside) == ([201, 201, 409, 409, 422], 3)
     monkeypatch.setattr(orders_app, "SPEC", replace(spec, direct_writes=()))
     async with open_shop(make_platform) as shop:
         assert await _order_answers(shop) == direct

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shopfleet.common.errors import Forbidden, NotFound
+from shopfleet.common.errors import Forbidden, NotFound, ShopfleetError
 from shopfleet.common.errors import Unauthorized as UnauthorizedError
 from shopfleet.common.http import INTERNAL_TOKEN_HEADER
-from shopfleet.common.tokens import AccessClaims
+from shopfleet.common.tokens import AccessClaims, TokenVerifier
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/login")
 
@@ -59,6 +59,29 @@ def is_internal_caller(expected: str | None, given: str | None) -> bool:
     if expected is None or given is None:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def plain_bearer_claims(
+    state: dict[str, object], authorization: list[str], verifier: TokenVerifier
+) -> AccessClaims | None:
+    """The caller's claims when it sent one valid `Bearer` token, else None.
+
+    For answers below FastAPI (common/direct_writes.py), which leave every other caller
+    to the endpoint's CurrentUser. The rate limiter's verification (`state["claims"]`)
+    is reused, as CurrentUser reuses it.
+    """
+    if len(authorization) != 1:
+        return None
+    claims = state.get("claims")
+    if isinstance(claims, AccessClaims):
+        return claims
+    scheme, _, token = authorization[0].partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return await verifier.verify(token)
+    except ShopfleetError:
+        return None
 
 
 OptionalUser = Annotated[AccessClaims | None, Depends(_optional_user)]

@@ -16,7 +16,7 @@ from shopfleet.common.database import SessionDep
 from shopfleet.common.direct_writes import DirectAnswer, DirectWrite, header_values
 from shopfleet.common.errors import PROBLEM_JSON, NotFound
 from shopfleet.common.schemas import Page, PageDep, SafeStr, make_page
-from shopfleet.common.security import AdminUser, CurrentUser
+from shopfleet.common.security import AdminUser, CurrentUser, plain_bearer_claims
 from shopfleet.orders import lifecycle, service
 from shopfleet.orders.outcomes import Outcome
 from shopfleet.orders.schemas import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate
@@ -79,12 +79,15 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]{1,255}")  # IdempotencyKeyHeader's rule
 async def _direct_create(scope: Scope, _: re.Match[str], body: bytes) -> DirectAnswer | None:
     """POST /v1/orders without FastAPI: the same service call and answer as `create_order`.
 
-    Taken only in its plain form: one Authorization header whose token the rate limiter
-    verified, at most one valid Idempotency-Key, and a body that validates. Anything
-    else is left to the endpoint, which answers it (401, 422, ...).
+    Taken only in its plain form: one valid Bearer token, at most one valid
+    Idempotency-Key, and a body that validates. Anything else is left to the endpoint,
+    which answers it (401, 422, ...).
     """
-    claims = scope.get("state", {}).get("claims")
-    if claims is None or len(header_values(scope, b"authorization")) != 1:
+    resources: Resources = scope["app"].state.resources
+    claims = await plain_bearer_claims(
+        scope.setdefault("state", {}), header_values(scope, b"authorization"), resources.verifier
+    )
+    if claims is None:
         return None
     keys = header_values(scope, b"idempotency-key")
     if len(keys) > 1 or (keys and _PRINTABLE.fullmatch(keys[0]) is None):
@@ -93,7 +96,6 @@ async def _direct_create(scope: Scope, _: re.Match[str], body: bytes) -> DirectA
         data = OrderCreate.model_validate(orjson.loads(body))
     except (orjson.JSONDecodeError, ValidationError):
         return None
-    resources: Resources = scope["app"].state.resources
     outcome = await service.create_order(
         ctx=resources.state(OrdersContext),
         user_id=uuid.UUID(claims.subject),

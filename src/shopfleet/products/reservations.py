@@ -100,14 +100,13 @@ async def reserve(
     PostgreSQL the whole reservation is one statement (one round trip); SQLite takes the
     steps in the request's write transaction.
     """
-    quantities = _quantities(items)
     engine = db.bind
     if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
         reserved, taken = await reserve_at_once(engine, order_id, items)
         if taken:  # stock and inStock show in details and lists: never stale after an order
             invalidate_product_caches(db, *taken)
         return reserved
-    return await _reserve_in_steps(db, order_id, items, quantities)
+    return await _reserve_in_steps(db, order_id, items, _quantities(items))
 
 
 async def reserve_at_once(
