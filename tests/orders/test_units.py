@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from shopfleet.common.database import utcnow
 from shopfleet.orders.lifecycle import TRANSITIONS
 from shopfleet.orders.models import Order, OrderLine
-from shopfleet.orders.outcomes import insufficient_stock_outcome, outcome_of
+from shopfleet.orders.outcomes import confirmed_outcome, insufficient_stock_outcome, outcome_of
+from shopfleet.orders.pricing import apply_prices, pending_order
+from shopfleet.orders.products_client import PricedLine
 from shopfleet.orders.schemas import OrderCreate, OrderPublic, cents_to_money, money_to_cents
 from shopfleet.orders.service import request_hash
 
@@ -148,3 +150,29 @@ def test_only_the_documented_transitions_exist() -> None:
         ("pending", "cancelled"),
         ("confirmed", "cancelled"),
     } == TRANSITIONS
+
+
+def test_a_pending_order_prices_and_renders_as_the_stored_one() -> None:
+    """The saga's plain PendingOrder and the ORM Order give the same answers."""
+    data = OrderCreate.model_validate(
+        _body(items=[{"productId": str(uuid.UUID(int=7)), "quantity": 3}])
+    )
+    pending = pending_order(user_id=uuid.UUID(int=9), data=data, currency="USD")
+    assert (pending.status, pending.total_cents) == ("pending", 0)
+    assert [(line.sku, line.unit_price_cents) for line in pending.lines] == [("", 0)]
+    stored = _order("pending")
+    stored.id, stored.user_id = pending.id, pending.user_id
+    stored.shipping_address, stored.created_at = pending.shipping_address, pending.created_at
+    stored.updated_at, stored.total_cents = pending.updated_at, 0
+    catalog = {uuid.UUID(int=7): PricedLine("SKU-7", "Seven", Decimal("0.10"))}
+    assert apply_prices(pending, catalog) and apply_prices(stored, catalog)
+    now = utcnow()
+    assert confirmed_outcome(pending, confirmed_at=now) == confirmed_outcome(
+        stored, confirmed_at=now
+    )
+    assert confirmed_outcome(pending, confirmed_at=now).body["total"] == 0.3
+    shortage = [{"productId": str(uuid.UUID(int=7)), "requested": 3, "available": 1}]
+    assert (
+        insufficient_stock_outcome(pending, shortage).body["lines"]
+        == (insufficient_stock_outcome(stored, shortage).body["lines"])
+    )

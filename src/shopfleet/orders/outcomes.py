@@ -8,7 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from shopfleet.contracts.products import INSUFFICIENT_STOCK
-from shopfleet.orders.models import Order
+from shopfleet.orders.models import SagaOrder
 from shopfleet.orders.schemas import OrderPublic
 
 ORDER_REJECTED = "urn:shopfleet:problem:order-rejected"
@@ -36,7 +36,7 @@ def problem(status: int, detail: str, *, problem_type: str, **extra: Any) -> dic
     return body
 
 
-def confirmed_outcome(order: Order, *, confirmed_at: datetime | None = None) -> Outcome:
+def confirmed_outcome(order: SagaOrder, *, confirmed_at: datetime | None = None) -> Outcome:
     """201 with the order; `confirmed_at` renders a pending order as confirmed at that time."""
     public = OrderPublic.of(order)
     if confirmed_at is not None:
@@ -44,7 +44,7 @@ def confirmed_outcome(order: Order, *, confirmed_at: datetime | None = None) -> 
     return Outcome(201, public.to_json())
 
 
-def insufficient_stock_outcome(order: Order, shortages: list[dict[str, Any]]) -> Outcome:
+def insufficient_stock_outcome(order: SagaOrder, shortages: list[dict[str, Any]]) -> Outcome:
     """409 naming each short line, with the sku and name the customer ordered."""
     by_product = {str(line.product_id): line for line in order.lines}
     lines = []
@@ -70,7 +70,7 @@ def insufficient_stock_outcome(order: Order, shortages: list[dict[str, Any]]) ->
     return Outcome(409, body)
 
 
-def rejected_outcome(order: Order) -> Outcome:
+def rejected_outcome(order: SagaOrder) -> Outcome:
     """409 for an order settled without stock (its reservation never completed)."""
     body = problem(
         409,
@@ -81,7 +81,7 @@ def rejected_outcome(order: Order) -> Outcome:
     return Outcome(409, body)
 
 
-def cancelled_outcome(order: Order) -> Outcome:
+def cancelled_outcome(order: SagaOrder) -> Outcome:
     body = problem(
         409,
         "The order was cancelled before it was confirmed.",
@@ -91,7 +91,7 @@ def cancelled_outcome(order: Order) -> Outcome:
     return Outcome(409, body)
 
 
-def outcome_of(order: Order) -> Outcome:
+def outcome_of(order: SagaOrder) -> Outcome:
     """Derive the creation answer of an order settled without a stored one."""
     if order.status == "rejected":
         return rejected_outcome(order)

@@ -11,40 +11,29 @@ from __future__ import annotations
 import uuid
 
 from shopfleet.common.database import new_id, utcnow
-from shopfleet.orders.models import Order, OrderLine
+from shopfleet.orders.models import PendingLine, PendingOrder, SagaOrder
 from shopfleet.orders.products_client import Catalog
 from shopfleet.orders.schemas import OrderCreate, money_to_cents
 
 
-def pending_order(*, user_id: uuid.UUID, data: OrderCreate, currency: str) -> Order:
+def pending_order(*, user_id: uuid.UUID, data: OrderCreate, currency: str) -> PendingOrder:
     """Build a pending order whose lines are not priced yet."""
-    lines = [
-        OrderLine(
-            position=position,
-            product_id=item.product_id,
-            sku="",
-            name="",
-            unit_price_cents=0,
-            quantity=item.quantity,
-            line_total_cents=0,
-        )
-        for position, item in enumerate(data.items)
-    ]
     now = utcnow()
-    return Order(
+    return PendingOrder(
         id=new_id(),
         user_id=user_id,
-        status="pending",
-        total_cents=0,
         currency=currency,
         shipping_address=data.shipping_address.model_dump(mode="json", by_alias=True),
         created_at=now,
         updated_at=now,
-        lines=lines,
+        lines=[
+            PendingLine(position, item.product_id, item.quantity)
+            for position, item in enumerate(data.items)
+        ],
     )
 
 
-def apply_prices(order: Order, catalog: Catalog) -> bool:
+def apply_prices(order: SagaOrder, catalog: Catalog) -> bool:
     """Snapshot every line's sku, name and price from `catalog`; False (nothing changed)
     unless every line is in it."""
     if any(line.product_id not in catalog for line in order.lines):

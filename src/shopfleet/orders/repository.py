@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from shopfleet.common.database import utcnow
-from shopfleet.orders.models import IdempotencyKey, Order, OrderLine
+from shopfleet.orders.models import IdempotencyKey, Order, OrderLine, SagaOrder
 
 
 async def get_order(
@@ -81,7 +81,7 @@ async def resolve_pending(
     response_status: int,
     response_body: dict[str, Any] | None,
     now: datetime | None = None,
-    priced: Order | None = None,
+    priced: SagaOrder | None = None,
 ) -> bool:
     """Move an order out of `pending` and record the answer its creation gets.
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shopfleet.common.database import transaction_intent
 from shopfleet.common.statements import one_statement
 from shopfleet.orders import repository
-from shopfleet.orders.models import IdempotencyKey, Order, OrderLine
+from shopfleet.orders.models import IdempotencyKey, Order, OrderLine, PendingOrder, SagaOrder
 
 _PENDING = """
 WITH new_order AS (
@@ -82,7 +82,7 @@ def _engine(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
     return engine
 
 
-def _lines_json(order: Order) -> str:
+def _lines_json(order: SagaOrder) -> str:
     return orjson.dumps(
         [
             {
@@ -102,7 +102,7 @@ def _lines_json(order: Order) -> str:
 async def store_pending(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
-    order: Order,
+    order: PendingOrder,
     key: str | None,
     digest: str,
 ) -> None:
@@ -131,7 +131,7 @@ async def store_pending(
         async with sessionmaker() as db:
             order_row = {c.key: getattr(order, c.key) for c in Order.__table__.columns}
             await db.execute(insert(Order), [order_row])
-            line_columns = [c.key for c in OrderLine.__table__.columns]
+            line_columns = [c.key for c in OrderLine.__table__.columns if c.key != "order_id"]
             await db.execute(
                 insert(OrderLine),
                 [{c: getattr(line, c) for c in line_columns} | {"order_id": order.id}
@@ -156,7 +156,7 @@ async def store_pending(
 async def decide(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
-    order: Order,
+    order: SagaOrder,
     status: str,
     response_status: int,
     response_body: dict[str, Any] | None,

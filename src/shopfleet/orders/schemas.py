@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from shopfleet.common.schemas import SAFE_TEXT, ApiModel, MoneyOut, Timestamp
-from shopfleet.orders.models import Order
+from shopfleet.orders.models import SagaOrder
 
 OrderStatus = Literal["pending", "confirmed", "rejected", "shipped", "delivered", "cancelled"]
 MAX_LINES = 50
@@ -104,7 +104,7 @@ class OrderPublic(ApiModel):
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, order: Order) -> OrderPublic:
+    def of(cls, order: SagaOrder) -> OrderPublic:
         """Render an order (its lines loaded) for the API."""
         return cls(
             id=order.id,

@@ -43,7 +43,7 @@ from shopfleet.common.errors import (
 from shopfleet.common.settings import Settings
 from shopfleet.orders import products_client, repository, saga_writes
 from shopfleet.orders.metrics import OrdersMetrics
-from shopfleet.orders.models import IdempotencyKey, Order
+from shopfleet.orders.models import IdempotencyKey, SagaOrder
 from shopfleet.orders.outcomes import (
     Outcome,
     confirmed_outcome,
@@ -113,7 +113,7 @@ async def create_order(
     return await _settle(ctx, order=order, key=idempotency_key)
 
 
-async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outcome:
+async def _settle(ctx: OrdersContext, *, order: SagaOrder, key: str | None) -> Outcome:
     """Saga steps 2 and 3; an outage leaves the order pending for a repeat or the sweeper."""
     try:
         return await _reserve_and_decide(ctx, order=order)
@@ -135,7 +135,7 @@ async def _settle(ctx: OrdersContext, *, order: Order, key: str | None) -> Outco
         ) from None
 
 
-async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
+async def _reserve_and_decide(ctx: OrdersContext, *, order: SagaOrder) -> Outcome:
     items = [(line.product_id, line.quantity) for line in order.lines]
     result = await ctx.products.reserve_stock(order_id=order.id, items=items)
     if isinstance(result, products_client.Reserved):
@@ -160,7 +160,7 @@ async def _reserve_and_decide(ctx: OrdersContext, *, order: Order) -> Outcome:
 
 
 async def _discard_unknown(
-    ctx: OrdersContext, *, order: Order, errors: list[dict[str, Any]]
+    ctx: OrdersContext, *, order: SagaOrder, errors: list[dict[str, Any]]
 ) -> Outcome:
     """An order naming unknown products is bad input: it leaves nothing behind (a 422)."""
     with transaction_intent(writes=True):
@@ -174,7 +174,7 @@ async def _discard_unknown(
     raise Unprocessable("Some ordered products do not exist.", extra={"errors": errors})
 
 
-async def _confirm(ctx: OrdersContext, *, order: Order, priced: bool) -> Outcome:
+async def _confirm(ctx: OrdersContext, *, order: SagaOrder, priced: bool) -> Outcome:
     now = utcnow()
     outcome = confirmed_outcome(order, confirmed_at=now)
     decided = await _resolve(
@@ -188,7 +188,7 @@ async def _confirm(ctx: OrdersContext, *, order: Order, priced: bool) -> Outcome
 async def _resolve(
     ctx: OrdersContext,
     *,
-    order: Order,
+    order: SagaOrder,
     status: str,
     outcome: Outcome,
     now: datetime | None = None,
