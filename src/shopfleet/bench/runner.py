@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 import platform as host
 import random
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from shopfleet.bench.serverside import difference, instance_memory, scrape
 from shopfleet.bench.stock_check import check_stock
 from shopfleet.bench.targets import evaluate
 from shopfleet.bench.wrk import Load, run_wrk, write_requests
+from shopfleet.deploy.operator import local
 
 Echo = Callable[[str], None]
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -240,12 +239,6 @@ class Bench:
         return instance_memory(operate.status(RunDir(self.platform.var)))
 
 
-def _ignore_stop_signals() -> None:
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-
-
 async def run_bench(options: Options, echo: Echo) -> Path:
     """Run every scenario on a private platform; write the report; return its directory."""
     check_tools()
@@ -270,7 +263,7 @@ async def run_bench(options: Options, echo: Echo) -> Path:
         echo(f"the bench failed; the platform's logs end with:\n{platform.logs_tail()}")
         raise
     finally:
-        _ignore_stop_signals()  # a second Ctrl-C or kill must not cut the teardown short
+        local.ignore_stop_signals()  # a second Ctrl-C or kill must not cut the teardown short
         echo("tearing down")
         try:
             await platform.teardown()

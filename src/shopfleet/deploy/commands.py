@@ -125,8 +125,7 @@ def up(
     # Stopping must finish whatever happens meanwhile: Ctrl-C also stops a pipe's reader
     # (`scripts/up | tee up.log`), so stdout may be gone, and a second signal must not
     # leave the instances running either.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+    local.ignore_stop_signals()
     local.down(run_dir=run_dir, echo=_echo_if_heard)
 
 

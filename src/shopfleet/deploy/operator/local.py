@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable
@@ -256,6 +258,14 @@ def wait_ready(
         time.sleep(0.3)
     waiting = ", ".join(sorted(pending)) or "nginx"
     raise OperateError(f"not ready after {timeout:.0f}s: {waiting} (see `shopfleet logs`)")
+
+
+def ignore_stop_signals() -> None:
+    """Ignore Ctrl-C, kill and a closed terminal from now on: for a stop that must finish
+    (a second signal would leave instances, schemas or keys behind). Main thread only."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def down(*, run_dir: RunDir, echo: Echo) -> int:
