@@ -56,3 +56,40 @@ def test_statement_kinds() -> None:
     assert statement_kind("WITH a AS (SELECT 1) SELECT * FROM a") == "WITH"
     assert statement_kind("BEGIN") == "other"
     assert statement_kind("SAVEPOINT sa_1") == "other"
+
+
+def test_request_metrics_render_as_prometheus_client_would() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    from shopfleet.common.metrics import LATENCY_BUCKETS, Metrics
+
+    ours = Metrics()
+    reference = CollectorRegistry()
+    labels = ["method", "route", "status"]
+    requests = Counter("http_requests_total", "HTTP requests", labels, registry=reference)
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        labels,
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+    in_flight = Gauge("http_requests_in_flight", "", ["method"], registry=reference)
+    answers = [("GET", "/v1/a", "200", 0.0004), ("GET", "/v1/a", "200", 0.001)]
+    answers += [("POST", "/v1/b", "201", 0.25), ("GET", "/v1/a", "503", 30.0)]
+    for method, route, status, seconds in answers:
+        ours.http.started(method)
+        ours.http.finished(method, route, status, seconds)
+        requests.labels(method, route, status).inc()
+        latency.labels(method, route, status).observe(seconds)
+        in_flight.labels(method).set(0)
+    ours.http.started("GET")  # one still running
+    in_flight.labels("GET").inc()
+
+    def rendered(registry: CollectorRegistry) -> dict[Any, float]:
+        found = samples(generate_latest(registry).decode())
+        return {key: v for key, v in found.items() if key[0].startswith("http_")}
+
+    expected = rendered(reference)
+    assert rendered(ours.registry) == {k: v for k, v in expected.items() if "_created" not in k[0]}
+    assert value(expected, "http_request_duration_seconds_bucket", le="0.001") == 2

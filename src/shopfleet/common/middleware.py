@@ -11,9 +11,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shopfleet.common.deadlines import Deadlines
 from shopfleet.common.errors import PROBLEM_JSON, problem_bytes
 from shopfleet.common.logging import AccessLog
-from shopfleet.common.metrics import Metrics, label_children
+from shopfleet.common.metrics import Metrics
 from shopfleet.common.tracing import current_trace_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -61,9 +62,8 @@ class ServiceMiddleware:
         self.max_body_size = max_body_size
         self.access_log_enabled = access_log_enabled
         self.trace_ids = trace_ids
-        self._in_flight = label_children(metrics.in_flight)
-        self._requests = label_children(metrics.requests)
-        self._latency = label_children(metrics.latency)
+        self.deadlines = Deadlines()
+        self.http_metrics = metrics.http
 
     @staticmethod
     def _route_template(scope: Scope) -> str:
@@ -119,8 +119,7 @@ class ServiceMiddleware:
             await send_wrapper({"type": "http.response.body", "body": body})
 
         # The route template is known only once routing ran, so in-flight is per method.
-        in_flight = self._in_flight(method)
-        in_flight.inc()
+        self.http_metrics.started(method)
         try:
             error = self._check_body_headers(scope)
             if error is not None:
@@ -145,13 +144,19 @@ class ServiceMiddleware:
                         raise _BodyTooLarge
                 return message
 
+            timed_out = False
             try:
-                async with asyncio.timeout(self.request_timeout):
+                task = self.deadlines.enter(self.request_timeout)
+                try:
                     await self.app(scope, receive_wrapper, send_wrapper)
+                finally:
+                    timed_out = self.deadlines.leave(task)
             except _BodyTooLarge:
                 if not response_started:
                     await respond_problem(413, "The request body is too large.")
-            except TimeoutError:
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not timed_out:
+                    raise  # cancelled by someone else: the server, a shutdown
                 if not response_started:
                     await respond_problem(
                         503, "The request took too long.", [(b"retry-after", b"1")]
@@ -162,12 +167,9 @@ class ServiceMiddleware:
                 if not response_started:
                     await respond_problem(500, "An unexpected error occurred.")
         finally:
-            in_flight.dec()
             route = self._route_template(scope)
             elapsed = time.perf_counter() - started
-            status_label = str(status)
-            self._requests(method, route, status_label).inc()
-            self._latency(method, route, status_label).observe(elapsed)
+            self.http_metrics.finished(method, route, str(status), elapsed)
             if self.access_log_enabled and access_log.enabled():
                 fields = {
                     "request_id": request_id,
