@@ -345,3 +345,22 @@ async def test_the_lean_line_keeps_bytes_and_ttls(ns: str) -> None:
         plain.delete(key)
         plain.close()
         await line.aclose()
+
+
+async def test_the_lean_line_times_out_a_call_and_keeps_serving(ns: str) -> None:
+    line = RedisLine.from_url(REDIS_URL, timeout=0.2)
+    assert line is not None
+    key = f"test:{ns}:blocked"
+    try:
+        assert await line._call("PING") == b"PONG"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            # Blocks the connection for 1 s: no reply within the line's timeout.
+            await line._call("BLPOP", key, 1)
+        assert 0.2 <= loop.time() - started < 0.6
+        await asyncio.sleep(started + 1.2 - loop.time())  # the late reply (nil) has come
+        # It was dropped, and the next call on the same connection gets its own reply.
+        assert await line._call("ECHO", "after") == b"after"
+    finally:
+        await line.aclose()

@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
         self.reader = hiredis.Reader()
         # Each call's waiter with the loop time it was sent at, in the order sent.
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -29,6 +29,10 @@ class _Protocol(asyncio.Protocol):
         self.closed = False
         # Commands of one loop iteration go out in one write (see send).
         self.outgoing: list[bytes] = []
+        # A call fails with TimeoutError after `timeout` (up to a tenth later): one timer
+        # looks at the oldest calls, instead of a timer armed and cancelled per call.
+        self.timeout = timeout
+        self.watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -47,6 +51,9 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
         while self.waiting:
             waiter, _ = self.waiting.popleft()
             if not waiter.done():
@@ -74,7 +81,20 @@ class _Protocol(asyncio.Protocol):
         if not self.outgoing:
             loop.call_soon(self._write)
         self.outgoing.append(command)
+        if self.watch is None:
+            self.watch = loop.call_later(self.timeout / 10, self._expire)
         return waiter
+
+    def _expire(self) -> None:
+        """Fail the calls waiting longer than the timeout; their late replies are dropped."""
+        loop = asyncio.get_running_loop()
+        oldest_allowed = loop.time() - self.timeout
+        for waiter, sent in self.waiting:
+            if sent > oldest_allowed:
+                break  # sent in order: the rest are younger
+            if not waiter.done():
+                waiter.set_exception(TimeoutError("no reply from Redis in time"))
+        self.watch = loop.call_later(self.timeout / 10, self._expire) if self.waiting else None
 
     def _write(self) -> None:
         data = b"".join(self.outgoing)
@@ -161,10 +181,10 @@ class RedisLine:
     async def _ask(self, protocol: _Protocol, command: tuple[str | int | bytes, ...]) -> Any:
         # hiredis' stub types the tuple as a single element.
         waiter = protocol.send(hiredis.pack_command(command))  # type: ignore[arg-type]
-        # A late reply still arrives in order and is dropped; the connection stays, so one
-        # slow answer (a busy machine) fails this call only, not every call in flight.
-        async with asyncio.timeout(self.timeout):
-            reply = await waiter
+        # The protocol fails the waiter after the timeout. A late reply still arrives in
+        # order and is dropped; the connection stays, so one slow answer (a busy machine)
+        # fails this call only, not every call in flight.
+        reply = await waiter
         if isinstance(reply, hiredis.ReplyError):
             message = str(reply)
             if message.startswith("NOSCRIPT"):
@@ -178,7 +198,9 @@ class RedisLine:
                 return self._protocol
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(self.timeout):
-                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(self.timeout), self.host, self.port
+                )
                 try:
                     if self.password is not None:
                         user = (self.username,) if self.username else ()
