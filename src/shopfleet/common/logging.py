@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ class JSONFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.instance = instance
+        self._middles: dict[tuple[str, str], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
@@ -34,13 +36,52 @@ class JSONFormatter(logging.Formatter):
     def entry(self, created: float, level: str, logger: str, message: str) -> dict[str, Any]:
         """The keys every line starts with."""
         return {
-            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(created),
             "level": level.lower(),
             "logger": logger,
             "msg": message,
             "service": self.service,
             "instance": self.instance,
         }
+
+    def info_line(self, created: float, logger: str, message: str, fields: dict[str, Any]) -> str:
+        """`format`'s line for an INFO record with `fields` as extras, built from parts.
+
+        Only the time and the fields change from line to line: the keys between them are
+        serialised once per logger and message.
+        """
+        middle = self._middles.get((logger, message))
+        if middle is None:
+            constant = self.entry(0.0, "INFO", logger, message)
+            del constant["ts"]
+            middle = self._middles[logger, message] = orjson.dumps(constant).decode()[1:-1]
+        rest = orjson.dumps(fields, default=str).decode()
+        tail = "}" if rest == "{}" else "," + rest[1:]
+        return '{"ts":"' + timestamp(created) + '",' + middle + tail
+
+
+_second = -1
+_second_text = ""
+
+
+def timestamp(created: float) -> str:
+    """`created` as ISO 8601 in UTC to the millisecond, as `datetime.isoformat` writes it.
+
+    Lines come many per second: the date and time of day are formatted once a second.
+    """
+    global _second, _second_text
+    # As datetime does: round the fraction to the microsecond, then truncate to the milli.
+    fraction, whole = math.modf(created)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    elif micro < 0:
+        second, micro = second - 1, micro + 1_000_000
+    if second != _second:
+        _second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = second
+    return f"{_second_text}.{micro // 1000:03d}+00:00"
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -139,9 +180,7 @@ class AccessLog:
             return
         formatter = handler.formatter
         assert isinstance(formatter, JSONFormatter)
-        entry = formatter.entry(time.time(), "INFO", self.logger.name, "request")
-        entry.update(fields)
-        handler.add_info_line(orjson.dumps(entry, default=str).decode())
+        handler.add_info_line(formatter.info_line(time.time(), self.logger.name, "request", fields))
 
     def _direct_handler(self) -> BatchingStreamHandler | None:
         """The batching handler, when it is the only place this logger's lines go."""
