@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 import orjson
@@ -94,6 +95,7 @@ class ProductListQuery:
         return columns_for(self.fields, self.sort_column)
 
 
+@lru_cache(maxsize=512)  # a few shapes, asked on every read
 def columns_for(fields: frozenset[str], *extra: str) -> tuple[str, ...]:
     needed = {"id", *extra}
     for field in fields:
