@@ -3,15 +3,16 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis as sync_redis
 from xdist.scheduler import LoadScopeScheduling
 
-from tests.support import Databases, MakePlatform, Platform, running_platform
+from tests.support import REDIS_URL, Databases, MakePlatform, Platform, running_platform
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,6 +55,24 @@ async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[D
     dbs = Databases(tmp_path_factory.mktemp("databases"))
     yield dbs
     await dbs.drop_postgres()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own, its keys deleted afterwards: cache
+    generations have no expiry, so they would pile up in the shared Redis run after run."""
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    client = sync_redis.Redis.from_url(REDIS_URL)
+    try:
+        # `test:<id>*`: a test may derive a second namespace from its own (`<id>t:`).
+        keys = list(client.scan_iter(match=prefix[:-1] + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except sync_redis.ConnectionError:
+        pass  # Redis is down: nothing of ours to clean there
+    finally:
+        client.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -157,12 +157,12 @@ def test_seed_command(tmp_path: Path) -> None:
 
 
 async def test_seed_tells_running_instances_their_lists_and_totals_changed(
-    places: Places,
+    places: Places, redis_prefix: str
 ) -> None:
     """Bulk inserts bypass the services: a running instance's cached pages and totals
     (shared in Redis) must not outlive them, or a list shows new rows with an old total."""
     place = places("cached")
-    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    prefix = redis_prefix
 
     def settings_for(service: str) -> Settings:
         return place(service).model_copy(
@@ -186,7 +186,7 @@ async def test_seed_tells_running_instances_their_lists_and_totals_changed(
         await redis.aclose()
 
 
-def test_seed_beside_a_local_run_tells_that_runs_redis(tmp_path: Path) -> None:
+def test_seed_beside_a_local_run_tells_that_runs_redis(tmp_path: Path, redis_prefix: str) -> None:
     """`shopfleet up` runs a private Redis the environment does not name: `shopfleet seed`
     beside it finds it in the run's state, or the instances keep their old totals."""
     import redis as sync_redis
@@ -201,7 +201,7 @@ def test_seed_beside_a_local_run_tells_that_runs_redis(tmp_path: Path) -> None:
     RunState(topology="shopfleet.toml", profile="local", scale={}, redis_url=REDIS_URL).save(
         run_dir
     )
-    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    prefix = redis_prefix
     env = {
         "SHOPFLEET_DATA_DIR": str(var),
         "SHOPFLEET_DATABASE_URL": "",

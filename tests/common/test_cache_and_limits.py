@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,8 +90,9 @@ async def instance(tmp_path: Path, ns: str, **overrides: Any) -> AsyncIterator[h
 
 
 @pytest.fixture
-def ns() -> str:
-    return uuid.uuid4().hex[:8]
+def ns(redis_prefix: str) -> str:
+    """The test's namespace: its Redis keys start `test:<ns>:` and are deleted afterwards."""
+    return redis_prefix.split(":")[1]
 
 
 async def test_miss_then_hit_with_normalised_key(tmp_path: Path, ns: str) -> None:

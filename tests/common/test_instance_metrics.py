@@ -25,8 +25,10 @@ def value(
     return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= ls)
 
 
-async def test_metrics_cover_statements_redis_limiter_and_process(make_platform: Any) -> None:
-    redis = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{uuid.uuid4().hex[:8]}:"}
+async def test_metrics_cover_statements_redis_limiter_and_process(
+    make_platform: Any, redis_prefix: str
+) -> None:
+    redis = {"redis_url": REDIS_URL, "redis_key_prefix": redis_prefix}
     # Every statement counts as slow: the counter and the log line are exercised.
     overrides = {"products": {**redis, "slow_query_seconds": 0.0}}
     async with make_platform("products", **overrides) as platform:

@@ -25,9 +25,9 @@ from tests.support import REDIS_URL, base_settings, sent_statements
 
 
 @pytest.fixture
-async def cached_shop(make_platform: Any) -> AsyncIterator[Shop]:
+async def cached_shop(make_platform: Any, redis_prefix: str) -> AsyncIterator[Shop]:
     # Every service shares one Redis namespace, as instances of one deployment do.
-    redis = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{uuid.uuid4().hex[:8]}:"}
+    redis = {"redis_url": REDIS_URL, "redis_key_prefix": redis_prefix}
     overrides = {name: redis for name in ("categories", "products", "orders")}
     async with open_shop(make_platform, **overrides) as shop:
         yield shop
@@ -268,8 +268,8 @@ async def test_concurrent_cold_reads_query_the_database_once(cached_shop: Shop) 
     assert len(selects) == 1, selects
 
 
-async def test_hot_keys_are_warm_before_ready(make_platform: Any) -> None:
-    redis = {"redis_url": REDIS_URL, "redis_key_prefix": f"test:{uuid.uuid4().hex[:8]}:"}
+async def test_hot_keys_are_warm_before_ready(make_platform: Any, redis_prefix: str) -> None:
+    redis = {"redis_url": REDIS_URL, "redis_key_prefix": redis_prefix}
     async with open_shop(make_platform, products=redis) as shop:
         product_id = await shop.product()  # nobody reads it through this instance
         # A second instance on the same data warms the first page and the newest products.

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_two_instances_never_oversell(
-    make_platform: MakePlatform, backend: str, tmp_path: Path
+    make_platform: MakePlatform, backend: str, tmp_path: Path, redis_prefix: str
 ) -> None:
     async with make_platform("products") as platform:
         (product,) = await insert_products(
@@ -31,7 +31,7 @@ async def test_two_instances_never_oversell(
             backend,
             tmp_path,
             SHOPFLEET_REDIS_URL=REDIS_URL,
-            SHOPFLEET_REDIS_KEY_PREFIX=f"test:{uuid.uuid4().hex[:8]}:",
+            SHOPFLEET_REDIS_KEY_PREFIX=redis_prefix,
         )
         instances = []
         try:
