@@ -93,6 +93,33 @@ def test_the_report_holds_every_scenario_its_ratios_and_charts(tmp_path: Path) -
         assert (tmp_path / chart).read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_report_says_when_a_baseline_was_disturbed_or_the_machine_stalled(
+    tmp_path: Path,
+) -> None:
+    clean = run()
+    clean.meta["seconds"] = 10
+    clean.targets = evaluate(clean)
+    write(clean, tmp_path / "clean")
+    assert "Read with care" not in (tmp_path / "clean" / "report.md").read_text()
+    assert json.loads((tmp_path / "clean" / "results.json").read_text())["caveats"] == []
+
+    disturbed = run()
+    disturbed.meta["seconds"] = 10
+    floor = next(o for o in disturbed.outcomes if o.name == "floor")
+    floor.extra["others_percent"] = 20.5
+    ceiling = next(o for o in disturbed.outcomes if o.name == "ceiling")
+    ceiling.extra["others_percent"] = 9.9  # under the line: not a caveat
+    stalled = next(o for o in disturbed.outcomes if o.name == "list-page1")
+    stalled.load.seconds = 19.9
+    disturbed.targets = evaluate(disturbed)
+    text = write(disturbed, tmp_path / "disturbed").read_text()
+    caveats = json.loads((tmp_path / "disturbed" / "results.json").read_text())["caveats"]
+    assert len(caveats) == 2
+    assert "`floor`" in caveats[0] and "20.5 %" in caveats[0]
+    assert "`list-page1` ran 19.9 s for 10 s" in caveats[1]
+    assert "**Read with care:**" in text and "20.5 %" in text
+
+
 METRICS = """# TYPE http_requests_total counter
 http_requests_total{method="GET",route="/v1/products/{product_id}",status="200"} 90.0
 http_requests_total{method="GET",route="/metrics",status="200"} 7.0

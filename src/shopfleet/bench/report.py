@@ -91,6 +91,7 @@ def write(run: Run, directory: Path) -> Path:
         "scaling": {k: {str(n): v for n, v in c.items()} for k, c in run.scaling.items()},
         "server": run.server,
         "targets": [asdict(t) for t in run.targets],
+        "caveats": caveats(run),
     }
     text = json.dumps(results, indent=2, sort_keys=True) + "\n"
     (directory / "results.json").write_text(text)
@@ -130,6 +131,36 @@ def _markdown(run: Run, rows: list[dict[str, Any]], charts: list[str]) -> str:
     return "\n".join(lines)
 
 
+# Above this share of the machine taken by other processes, a baseline is disturbed.
+DISTURBED_OTHERS_PERCENT = 10.0
+# A wrk run this much longer than asked means the machine stalled under it.
+STALLED_FACTOR = 1.2
+
+
+def caveats(run: Run) -> list[str]:
+    """What in this run's own figures says its ratios mislead: a disturbed baseline (the
+    `ceiling` or `floor` that every ratio divides by) or a scenario the machine stalled."""
+    found = []
+    for base in ("ceiling", "floor"):
+        outcome = run.by_name(base)
+        others = outcome.extra.get("others_percent") if outcome is not None else None
+        if others is not None and others > DISTURBED_OTHERS_PERCENT:
+            found.append(
+                f"during `{base}`, processes outside the platform took {others} % of the "
+                f"machine: `{base}` is depressed, so every 'x {base}' ratio of this run is "
+                "lifted; compare the CPU per request instead"
+            )
+    asked = run.meta.get("seconds")
+    for outcome in run.outcomes:
+        if asked and outcome.load.seconds > STALLED_FACTOR * asked + 1:
+            found.append(
+                f"`{outcome.name}` ran {outcome.load.seconds:.1f} s for {asked} s of load: "
+                "the machine stalled under it (its figures, and the ones after it, are "
+                "not comparable)"
+            )
+    return found
+
+
 def _targets(run: Run) -> list[str]:
     if not run.targets:
         return []
@@ -137,6 +168,9 @@ def _targets(run: Run) -> list[str]:
     for target in run.targets:
         met = "yes" if target.met else "**no**"
         lines.append(f"| {target.description} | {target.measured} | {met} |")
+    warnings = caveats(run)
+    if warnings:
+        lines += ["", "**Read with care:**", "", *(f"- {warning}." for warning in warnings)]
     return lines
 
 
