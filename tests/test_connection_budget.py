@@ -1,7 +1,10 @@
 """Issue 11, finding 1: a PostgreSQL out of connections gives 503s, never 500s, and recovers.
 
 A private server with a low max_connections; real `shopfleet serve` instances whose pools
-together want more than it has (as 13 x 10 > 100 did), under concurrent load.
+together want more than it has (as 13 x 10 > 100 did), under concurrent load. A list
+query takes well under a millisecond, so load alone may never need a second connection;
+the test holds a lock on the products table for a moment, so every request keeps its
+connection and each pool must grow to its size, as on a day of slow queries.
 """
 
 from __future__ import annotations
@@ -108,6 +111,21 @@ async def _load(urls: list[str], *, per_instance: int, seconds: float) -> Counte
     return statuses
 
 
+async def _slow_queries(server: PrivateServer, *, after: float, hold: float) -> None:
+    """Block every read of the products table for `hold` seconds, `after` seconds from now."""
+    await asyncio.sleep(after)
+    connection = await asyncpg.connect(server.dsn)
+    try:
+        async with connection.transaction():
+            schema = await connection.fetchval(
+                "SELECT schemaname FROM pg_tables WHERE tablename = 'products'"
+            )
+            await connection.execute(f'LOCK TABLE "{schema}".products IN ACCESS EXCLUSIVE MODE')
+            await asyncio.sleep(hold)
+    finally:
+        await connection.close()
+
+
 async def _serve_statuses(url: str, count: int) -> Counter[int]:
     async with httpx.AsyncClient(timeout=10) as client:
         return Counter([(await client.get(f"{url}/v1/products")).status_code for _ in range(count)])
@@ -128,7 +146,10 @@ async def test_a_full_database_gives_503_and_every_pool_gives_back(
     try:
         for index in range(1, INSTANCES + 1):
             instances.append(start_service("products", env=env, log_dir=tmp_path, instance=index))
-        statuses = await _load([p.url for p in instances], per_instance=24, seconds=4)
+        urls = [p.url for p in instances]
+        statuses, _ = await asyncio.gather(
+            _load(urls, per_instance=24, seconds=4), _slow_queries(server, after=0.5, hold=1.5)
+        )
         print(f"load: {dict(statuses)}")
         # The pools wanted more than the server has: some requests were refused...
         assert statuses[503] > 0, statuses
