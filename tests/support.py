@@ -493,3 +493,24 @@ def sent_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
             yield sent
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+
+def _redis_commands(app: Any) -> dict[str, float]:
+    return {
+        sample.labels["operation"]: sample.value
+        for family in app.state.metrics.registry.collect()
+        if family.name == "redis_command_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+
+
+@contextlib.contextmanager
+def redis_round_trips(app: Any) -> Iterator[dict[str, float]]:
+    """The Redis round trips an instance makes within the block, by operation (its own
+    metric): filled in when the block ends."""
+    made: dict[str, float] = {}
+    before = _redis_commands(app)
+    yield made
+    after = _redis_commands(app)
+    made.update({op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)})

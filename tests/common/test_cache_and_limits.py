@@ -20,7 +20,7 @@ from shopfleet.common.cached_reads import CachedRoute, int_value
 from shopfleet.common.database import SessionDep, after_commit
 from shopfleet.common.redis_line import RedisLine
 from tests.common.redis_support import private_redis
-from tests.support import REDIS_URL, base_settings, eventually
+from tests.support import REDIS_URL, base_settings, eventually, redis_round_trips
 
 STORE: dict[str, dict[str, Any]] = {}
 router = APIRouter()
@@ -112,26 +112,13 @@ async def test_miss_then_hit_with_normalised_key(tmp_path: Path, ns: str) -> Non
         )
 
 
-def _round_trips(app: Any) -> dict[str, float]:
-    """Redis round trips the instance made so far, by operation (its own metric)."""
-    return {
-        sample.labels["operation"]: sample.value
-        for family in app.state.metrics.registry.collect()
-        if family.name == "redis_command_duration_seconds"
-        for sample in family.samples
-        if sample.name.endswith("_count")
-    }
-
-
 async def test_a_hit_is_one_redis_round_trip(tmp_path: Path, ns: str) -> None:
     async with instance(tmp_path, ns) as client:
         await client.get("/v1/auth/items/r")  # the miss fills the entry
-        before = _round_trips(client.app)  # type: ignore[attr-defined]
-        hit = await client.get("/v1/auth/items/r")
-        after = _round_trips(client.app)  # type: ignore[attr-defined]
+        with redis_round_trips(client.app) as made:  # type: ignore[attr-defined]
+            hit = await client.get("/v1/auth/items/r")
     assert hit.headers["x-cache"] == "HIT"
     assert int(hit.headers["ratelimit-remaining"]) < int(hit.headers["ratelimit-limit"])
-    made = {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
     # The limiter's script read the entry too: one round trip for both.
     assert made == {"rate_limit_cache_read": 1}
 

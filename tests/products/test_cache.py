@@ -21,7 +21,7 @@ from shopfleet.products import reads as product_reads
 from shopfleet.products.schemas import PRODUCT_FIELDS
 from shopfleet.services import app_factory
 from tests.orders.conftest import Shop, open_shop
-from tests.support import REDIS_URL, base_settings, sent_statements
+from tests.support import REDIS_URL, base_settings, redis_round_trips, sent_statements
 
 
 @pytest.fixture
@@ -232,6 +232,38 @@ async def test_a_sparse_price_range_reads_the_range_and_pages_as_the_walk_does(
         )
     assert empty["results"] == [] and empty["pagination"]["total"] == 0
     assert not [statement for statement, _ in sent if "SELECT" in statement]
+
+
+async def test_an_uncached_first_page_reads_its_total_in_the_limiters_round_trip(
+    cached_shop: Shop,
+) -> None:
+    """An admin's no-cache first page: the limiter's script reads the page's total too,
+    so the page costs one Redis round trip; the total stays exact after a write. A
+    cursor's page has no total to read."""
+    shop = cached_shop
+    for price in (5, 10, 15):
+        await shop.product(price=price)
+    fresh = {**shop.admin, "Cache-Control": "no-cache"}
+    app = shop.platform.apps["products"]
+    in_range = f"/v1/products?category={shop.category_id}&minPrice=6&maxPrice=20&sort=price&limit=2"
+    pages = ("/v1/products?limit=2", "/v1/products?inStock=true&limit=2", in_range)
+    for path in pages:
+        await _get(shop, path, headers=fresh)  # counts and stores the total
+        with redis_round_trips(app) as made:
+            page, _ = await _get(shop, path, headers=fresh)
+        assert made == {"rate_limit_cache_read": 1}, (path, made)
+        assert page["pagination"]["total"] == (2 if path == in_range else 3), path
+
+    await shop.product(price=12)
+    for path in pages:
+        page, _ = await _get(shop, path, headers=fresh)
+        assert page["pagination"]["total"] == (3 if path == in_range else 4), path
+
+    cursor = page["pagination"]["nextCursor"]
+    assert cursor is not None
+    with redis_round_trips(app) as made:
+        await _get(shop, f"{in_range}&cursor={cursor}", headers=fresh)
+    assert made == {"rate_limit": 1}, made
 
 
 async def test_admin_may_insist_on_fresh_data(cached_shop: Shop) -> None:

@@ -40,6 +40,10 @@ _LOCK_WAIT = 0.5
 _LOCK_POLL = 0.02
 
 
+# A read's answer: the generation, and the entry under it if there is one.
+Found = tuple[str, bytes | None]
+
+
 @dataclass(frozen=True)
 class CacheResult:
     body: bytes

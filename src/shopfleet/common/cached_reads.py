@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shopfleet.common.cache import ResponseCache
+from shopfleet.common.cache import Found, ResponseCache
 from shopfleet.common.metrics import Metrics, label_children
 
 log = logging.getLogger("shopfleet.cached_reads")
@@ -87,6 +87,9 @@ class CachedRoute:
     query: Mapping[str, QueryValue] = field(default_factory=dict)
     # The 200 body read without FastAPI, or None to let the endpoint answer (see above).
     direct: Callable[[Scope, re.Match[str]], Awaitable[bytes | None]] | None = None
+    # Another cache entry the direct answer reads, as (scope, key), or None: read early,
+    # in the limiter's round trip (SideRead). A list's total, say.
+    side: Callable[[Scope, re.Match[str]], tuple[str, str] | None] | None = None
 
 
 def normalise_query(query_string: bytes, known: Mapping[str, QueryValue]) -> str:
@@ -119,10 +122,29 @@ class CacheLookup:
     match: re.Match[str]
     scope: str
     key: str
-    found: tuple[str, bytes | None] | None = None
+    found: Found | None = None
+
+
+@dataclass(slots=True)
+class SideRead:
+    """A cache entry a direct answer will read besides its own (CachedRoute.side);
+    `found` once read in the limiter's round trip."""
+
+    scope: str
+    key: str
+    found: Found | None = None
 
 
 _LOOKUP_KEY = "shopfleet.cache_lookup"
+_SIDE_KEY = "shopfleet.side_read"
+
+
+def side_read_found(scope: Scope, cache_scope: str, key: str) -> Found | None:
+    """What the limiter read of this entry for the request, or None: read it now."""
+    side: SideRead | None = scope.get(_SIDE_KEY)
+    if side is None or side.scope != cache_scope or side.key != key:
+        return None
+    return side.found
 
 
 class CachedReads:
@@ -142,6 +164,17 @@ class CachedReads:
             return found
         scope[_LOOKUP_KEY] = lookup = self._decide(scope)
         return lookup
+
+    def side_read(self, scope: Scope) -> SideRead | None:
+        """The other cache entry the request's direct answer will read, if any."""
+        found = self.route_of(scope)
+        if found is None or found[0].side is None:
+            return None
+        entry = found[0].side(scope, found[1])
+        if entry is None:
+            return None
+        scope[_SIDE_KEY] = side = SideRead(*entry)
+        return side
 
     def route_of(self, scope: Scope) -> tuple[CachedRoute, re.Match[str]] | None:
         """The cached route a GET asks for, with its path's match."""

@@ -25,13 +25,13 @@ from shopfleet.common.redis_line import RedisLine
 
 if TYPE_CHECKING:
     from shopfleet.common.app import Resources
-    from shopfleet.common.cached_reads import CachedReads
+    from shopfleet.common.cached_reads import CachedReads, CacheLookup, SideRead
 
 # KEYS[1]: the client's key. ARGV: emission interval and period, in nanoseconds.
 # Returns {allowed, tat_after - now (ns), retry_after (ns)}; Redis' clock is the one clock.
 # With KEYS[2] (a cache generation) and ARGV[3], ARGV[4] (the entry key around it), an
 # allowed request also gets {generation, entry}: the cache read rides on the same round
-# trip (see cached_reads.CacheLookup).
+# trip (see cached_reads.CacheLookup and SideRead).
 _GCRA_SCRIPT = """
 local now_parts = redis.call('TIME')
 -- Seconds since 2023-11 keep nanosecond values well inside a double's exact range.
@@ -236,17 +236,20 @@ class RateLimitMiddleware:
             return
         assert resources is not None
         client = await self._client_key(scope, resources)
-        lookup = None
-        if self.reads is not None and resources.cache is not None:
+        cache = resources.cache
+        read: CacheLookup | SideRead | None = None
+        if self.reads is not None and cache is not None:
+            # The request's cache entry; uncached (an admin's no-cache), the other entry its
+            # direct answer reads, if any. (A cached request's other read would be wasted
+            # on every hit: a miss makes it itself.)
             lookup = self.reads.lookup(scope)
-        if lookup is None:
+            read = lookup if lookup is not None else self.reads.side_read(scope)
+        if read is None:
             decision = await limiter.check(client)
         else:
-            assert resources.cache is not None
-            decision = await limiter.check(
-                client, read_keys=resources.cache.read_keys(lookup.scope, lookup.key)
-            )
-            lookup.found = decision.found
+            assert cache is not None
+            decision = await limiter.check(client, read_keys=cache.read_keys(read.scope, read.key))
+            read.found = decision.found
         if not decision.allowed:
             body = problem_bytes(429, "Too many requests; slow down.")
             await send(

@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from shopfleet.common.app import Resources
+from shopfleet.common.cache import Found
 from shopfleet.common.cached_reads import (
     CachedRoute,
     bool_value,
     decimal_value,
     int_value,
     set_value,
+    side_read_found,
     text_value,
     warm,
 )
@@ -72,6 +74,7 @@ async def cached_total(
     category_id: uuid.UUID | None,
     count: reads.Count,
     prices: reads.CategoryPrices | None,
+    known: Found | None = None,
 ) -> reads.Total:
     """A filter's exact total, counted once per cache generation.
 
@@ -80,13 +83,14 @@ async def cached_total(
     write that could change it, so it serves admins' `no-cache` reads too. A category,
     perhaps within a price range, is counted from the category's prices held in memory
     under the same generation (totals.py), whatever the range.
+
+    `known`: the total's cache entry already read (in the limiter's round trip).
     """
     cache = resources.cache
     if cache is None:
         return reads.Total(await count())
-    scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
-    key = reads.total_key(query, category_id)
-    generation, body = await cache.read(scope, key)
+    scope, key = total_entry(query, category_id)
+    generation, body = known if known is not None else await cache.read(scope, key)
     if (
         body is None
         and generation
@@ -113,14 +117,32 @@ async def cached_total(
     return reads.Total(int(result.body))
 
 
+def total_entry(query: ProductListQuery, category_id: uuid.UUID | None) -> tuple[str, str]:
+    """The cache scope and key of a filter's total (see cached_total)."""
+    scope = LIST_SCOPE if query.in_stock is not None else TOTALS_SCOPE
+    return scope, reads.total_key(query, category_id)
+
+
 async def list_page(
-    resources: Resources, *, query: ProductListQuery, category_id: uuid.UUID | None
+    resources: Resources,
+    *,
+    query: ProductListQuery,
+    category_id: uuid.UUID | None,
+    known_total: Found | None = None,
 ) -> bytes:
-    """A page of the catalog as JSON, its total counted once per cache generation."""
+    """A page of the catalog as JSON, its total counted once per cache generation.
+
+    `known_total`: the total's cache entry already read (cached_total's `known`).
+    """
 
     def total(count: reads.Count, prices: reads.CategoryPrices | None) -> Awaitable[reads.Total]:
         return cached_total(
-            resources, query=query, category_id=category_id, count=count, prices=prices
+            resources,
+            query=query,
+            category_id=category_id,
+            count=count,
+            prices=prices,
+            known=known_total,
         )
 
     return await reads.list_page_bytes(
@@ -206,15 +228,35 @@ def _plain_list_query(query_string: bytes) -> tuple[ProductListQuery, uuid.UUID 
     return query, None if category is None else uuid.UUID(category)
 
 
+_LIST_QUERY_KEY = "shopfleet.products.list_query"
+
+
+def _list_query_of(scope: Scope) -> tuple[ProductListQuery, uuid.UUID | None] | None:
+    """_plain_list_query of the request, read once (the limiter may ask first)."""
+    if _LIST_QUERY_KEY not in scope:
+        scope[_LIST_QUERY_KEY] = _plain_list_query(scope["query_string"])
+    found: tuple[ProductListQuery, uuid.UUID | None] | None = scope[_LIST_QUERY_KEY]
+    return found
+
+
+def _list_total_entry(scope: Scope, _: re.Match[str]) -> tuple[str, str] | None:
+    """The total a direct first page will read (a cursor's page reads none)."""
+    found = _list_query_of(scope)
+    if found is None or found[0].after is not None:
+        return None
+    return total_entry(*found)
+
+
 async def _direct_list(scope: Scope, _: re.Match[str]) -> bytes | None:
     """GET /v1/products in the storefront's forms (_plain_list_query): what the endpoint
     (api.list_products) answers, without FastAPI."""
-    found = _plain_list_query(scope["query_string"])
+    found = _list_query_of(scope)
     if found is None:
         return None
     query, category_id = found
     resources: Resources = scope["app"].state.resources
-    return await list_page(resources, query=query, category_id=category_id)
+    known = None if query.after is not None else side_read_found(scope, *total_entry(*found))
+    return await list_page(resources, query=query, category_id=category_id, known_total=known)
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:
@@ -275,6 +317,7 @@ CACHED_ROUTES = [
         ttl=lambda settings: settings.cache_list_ttl,
         query=LIST_QUERY,
         direct=_direct_list,
+        side=_list_total_entry,
     ),
     CachedRoute(
         pattern=re.compile(r"/v1/products/(?P<id>[^/]+)"),
