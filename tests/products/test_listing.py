@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from shopfleet.common.database import utcnow
+from shopfleet.products import reads
+from shopfleet.products.schemas import PRODUCT_FIELDS
 from tests.categories.helpers import admin_headers, create_category
 from tests.products.helpers import insert_products
 from tests.support import MakePlatform, Platform, sent_statements, with_fields
@@ -311,3 +313,30 @@ async def test_listing_sql_selects_only_what_it_returns(shelf: Shelf) -> None:
     # SQLite's dialect always writes "OFFSET ?": there it must be a literal 0.
     assert "OFFSET" not in keyset_query or list(keyset_parameters)[-1] == 0
     assert "(products.name, products.id) >" in keyset_query
+
+
+@pytest.mark.parametrize("stock", [0, 7])
+def test_a_whole_product_renders_as_each_field_does(stock: int) -> None:
+    """product_dict's one-call form for every field gives each field's own value, in
+    the response model's order; a projection keeps to its fields."""
+    row = {
+        "id": uuid.uuid4(),
+        "sku": "SKU-1",
+        "name": "Lamp",
+        "description": None,
+        "price_cents": 1999,
+        "category_id": uuid.uuid4(),
+        "stock": stock,
+        "image": "https://img.example/1.png",
+        "created_at": utcnow(),
+        "updated_at": utcnow() + timedelta(seconds=1),
+    }
+    whole = reads.product_dict(row, PRODUCT_FIELDS, "EUR")
+    assert list(whole) == list(PRODUCT_FIELDS)
+    assert whole == {field: reads._JSON_VALUES[field](row, "EUR") for field in PRODUCT_FIELDS}
+    fields = reads.ordered_fields(frozenset({"price", "id", "inStock"}))
+    assert reads.product_dict(row, fields, "EUR") == {
+        "id": str(row["id"]),
+        "price": 19.99,
+        "inStock": stock > 0,
+    }
