@@ -204,7 +204,7 @@ async def test_the_client_fits_the_serving_schema(call: Call) -> None:
 
 
 # The request models the clients send, as (server, method, path, model).
-REQUEST_MODELS = [
+REQUEST_MODELS: list[tuple[str, str, str, type[BaseModel]]] = [
     ("auth", "PATCH", auth.account_path(uuid.uuid4()), auth.AccountChanges),
     ("products", "POST", products.reservations_path(), products.ReservationRequest),
 ]

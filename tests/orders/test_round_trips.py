@@ -106,3 +106,25 @@ async def test_an_order_is_one_products_call_and_at_most_8_round_trips(
     # Each step is one statement on PostgreSQL: store pending, reserve, decide.
     assert trips == {"orders": Counter(WITH=2), "products": Counter(WITH=1)}, trips
     assert await shop.stock(product) == 7
+
+
+async def test_a_stockout_is_one_products_call_and_releases_the_order_id(shop: Shop) -> None:
+    """A refusal for stock releases the order id in the reservation's own statement, so
+    orders makes no release call; a late attempt of the same order is refused by it."""
+    product = await shop.product(price=5, stock=1)
+    customer = await shop.customer()
+    warm = await shop.order(customer, [(product, 1)])
+    assert warm.status_code == 201, warm.text
+
+    with counting(shop) as (trips, products_calls):
+        refused = await shop.order(customer, [(product, 1)], key="stockout")
+
+    assert refused.status_code == 409, refused.text
+    assert products_calls.paths == ["POST /internal/products/reservations"]
+    assert trips == {"orders": Counter(WITH=2), "products": Counter(WITH=1)}, trips
+    order_id = refused.json()["orderId"]
+    assert await shop.reservation(order_id) == {
+        "orderId": order_id,
+        "status": "released",
+        "items": [],
+    }

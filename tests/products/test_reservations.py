@@ -142,7 +142,7 @@ async def test_reserve_is_all_or_nothing(store: Platform) -> None:
     response = await reserve(store, order, {a: 2, b: 3, c: 1})
     assert response.status_code == 409
     problem = response.json()
-    assert problem["type"] == INSUFFICIENT
+    assert problem["type"] == INSUFFICIENT and problem["released"] is False
     assert response.headers["content-type"] == "application/problem+json"
     assert sorted(problem["lines"], key=lambda line: line["available"]) == [
         {"productId": c, "requested": 1, "available": 0},
@@ -154,6 +154,33 @@ async def test_reserve_is_all_or_nothing(store: Platform) -> None:
     # The same order id may try again once stock allows it.
     assert (await reserve(store, order, {a: 5, b: 1})).status_code == 200
     assert [await stock_of(store, p) for p in (a, b, c)] == [0, 0, 0]
+
+
+async def test_a_refusal_asked_to_release_leaves_a_tombstone(store: Platform) -> None:
+    """`releaseOnRefusal`: on PostgreSQL a refusal releases the order id in the same
+    statement and says so, so a late attempt of the order takes nothing. SQLite's refusal
+    writes nothing and says `released: false`: the caller releases as before."""
+    (a,) = await stocked(store, 1)
+    order = str(uuid.uuid4())
+    body = {"orderId": order, "items": [{"productId": a, "quantity": 2}], "releaseOnRefusal": True}
+    refused = await store.client.post(
+        "/internal/products/reservations", json=body, headers=INTERNAL
+    )
+    assert refused.status_code == 409 and refused.json()["type"] == INSUFFICIENT
+    on_postgres = store.backend == "postgres"
+    assert refused.json()["released"] is on_postgres
+    stored = await store.client.get(f"/internal/products/reservations/{order}", headers=INTERNAL)
+    if on_postgres:
+        assert stored.json() == {"orderId": order, "status": "released", "items": []}
+        late = await reserve(store, order, {a: 1})
+        assert late.status_code == 409 and late.json()["type"] == RELEASED
+        assert await stock_of(store, a) == 1
+    else:
+        assert stored.status_code == 404
+    # A repeat of the refusal answers the same whatever it finds stored.
+    again = await store.client.post("/internal/products/reservations", json=body, headers=INTERNAL)
+    assert again.status_code == 409
+    assert again.json()["type"] == (RELEASED if on_postgres else INSUFFICIENT)
 
 
 async def test_reserve_rejects_bad_requests_and_unknown_products(store: Platform) -> None:

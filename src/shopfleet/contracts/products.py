@@ -59,6 +59,9 @@ class ReservationRequest(ContractRequest):
 
     order_id: uuid.UUID
     items: Annotated[list[ReservationItem], Field(min_length=1, max_length=100)]
+    # Refused, release the order id at once (PostgreSQL), as a release call would: the
+    # 409 then says `released`. A caller that releases every refusal asks for it.
+    release_on_refusal: bool = False
 
 
 class ReservedLine(ContractAnswer):
@@ -96,10 +99,16 @@ class PricedProduct(ContractAnswer):
 
 
 class ReservationConflict(Problem):
-    """A 409 from reserve: insufficient stock (short lines, all priced) or released."""
+    """A 409 from reserve: insufficient stock (short lines, all priced) or released.
+
+    `released`: the refusal released the order id as well (the request's
+    `releaseOnRefusal`, on PostgreSQL), so a reserve of it that lands later (an earlier
+    attempt) is refused; no release call is needed.
+    """
 
     lines: list[Shortage] = []
     products: list[PricedProduct] = []
+    released: bool = False
 
 
 class LookupRequest(ContractRequest):

@@ -73,6 +73,7 @@ class Reserved:
 class InsufficientStock:
     lines: list[dict[str, Any]]
     catalog: Catalog
+    released: bool = False  # products released the order id with its refusal
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class ProductsClient:
         body = ReservationRequest(
             order_id=order_id,
             items=[ReservationItem(product_id=p, quantity=q) for p, q in items],
+            # Every refusal is released (service._reserve_and_decide): in the same statement.
+            release_on_refusal=True,
         )
         response = await self.http.request(
             TARGET,
@@ -134,6 +137,7 @@ class ProductsClient:
                             line.model_dump(mode="json", by_alias=True) for line in conflict.lines
                         ],
                         catalog=_priced(conflict.products),
+                        released=conflict.released,
                     )
                 if conflict.type == contract.RESERVATION_RELEASED:
                     return ReservationReleased()

@@ -145,8 +145,10 @@ async def _reserve_and_decide(ctx: OrdersContext, *, order: SagaOrder) -> Outcom
         # Cancelled or swept meanwhile: whoever released it settles the order.
         return await _resolve(ctx, order=order, status="rejected", outcome=rejected_outcome(order))
     # A refused reservation holds nothing, but an earlier attempt of ours that timed out
-    # could still land; releasing leaves a tombstone that refuses it.
-    await ctx.products.release_stock(order_id=order.id)
+    # could still land; releasing leaves a tombstone that refuses it (products' refusal
+    # may have left it already).
+    if not (isinstance(result, products_client.InsufficientStock) and result.released):
+        await ctx.products.release_stock(order_id=order.id)
     if isinstance(result, products_client.InsufficientStock):
         priced = apply_prices(order, result.catalog)
         outcome = insufficient_stock_outcome(order, result.lines)

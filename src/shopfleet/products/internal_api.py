@@ -82,7 +82,12 @@ async def reserve_stock(body: ReservationRequest, db: SessionDep) -> Response:
 
     A repeat for an order id already reserved returns that reservation unchanged.
     """
-    reserved = await reservations.reserve(db=db, order_id=body.order_id, items=body.items)
+    reserved = await reservations.reserve(
+        db=db,
+        order_id=body.order_id,
+        items=body.items,
+        release_on_refusal=body.release_on_refusal,
+    )
     # Serialised once (the response model would validate and serialise it again).
     return Response(reserved.model_dump_json(by_alias=True), media_type="application/json")
 
@@ -103,7 +108,10 @@ async def _direct_reserve(scope: Scope, _: re.Match[str], body: bytes) -> Direct
     except (orjson.JSONDecodeError, ValidationError):
         return None
     reserved, taken = await reservations.reserve_at_once(
-        resources.engine, request.order_id, request.items
+        resources.engine,
+        request.order_id,
+        request.items,
+        release_on_refusal=request.release_on_refusal,
     )
     if taken and resources.cache is not None:
         await resources.cache.invalidate(*product_cache_scopes(*taken))

@@ -96,9 +96,12 @@ async def lock_for_reservation(
 # PostgreSQL: a whole reservation as one statement (one round trip, its own transaction).
 # Data flows in one direction, so the steps run in this order whatever the planner does:
 # lock the products in id order (the lock order of every reservation and release), judge
-# the lines on the locked rows, claim the order id only if every line can be had (a claim
-# taken earlier makes ON CONFLICT do nothing: a repeat, answered by the caller), store the
-# lines only with a claim, and take stock only for stored lines. A refusal writes nothing.
+# the lines on the locked rows, claim the order id (a claim taken earlier makes ON
+# CONFLICT do nothing: a repeat, answered by the caller), store the lines only with a
+# claim to reserve, and take stock only for stored lines. A refusal writes nothing, or,
+# when the caller asks (release_on_refusal), claims the order id as released: the
+# tombstone a release leaves, so an earlier attempt of the same order that lands late is
+# refused and orders need not call release (contracts.products.ReservationConflict).
 _RESERVE_AT_ONCE = text("""
 WITH wanted AS (
     SELECT wanted.product_id, wanted.quantity
@@ -115,16 +118,17 @@ WITH wanted AS (
     FROM wanted LEFT JOIN locked ON locked.id = wanted.product_id
 ), claim AS (
     INSERT INTO reservations (order_id, status, created_at, updated_at)
-    SELECT CAST(:order_id AS UUID), 'reserved', CAST(:now AS TIMESTAMPTZ),
-           CAST(:now AS TIMESTAMPTZ)
-    FROM verdict WHERE verdict.ok
+    SELECT CAST(:order_id AS UUID), CASE WHEN verdict.ok THEN 'reserved' ELSE 'released' END,
+           CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+    FROM verdict WHERE verdict.ok OR CAST(:release_on_refusal AS BOOLEAN)
     ON CONFLICT (order_id) DO NOTHING
-    RETURNING order_id
+    RETURNING order_id, status
 ), stored AS (
     INSERT INTO reservation_lines (order_id, product_id, quantity, sku, name, unit_price_cents)
     SELECT claim.order_id, locked.id, wanted.quantity, locked.sku, locked.name,
            locked.price_cents
     FROM claim CROSS JOIN wanted JOIN locked ON locked.id = wanted.product_id
+    WHERE claim.status = 'reserved'
     RETURNING product_id, quantity
 ), taken AS (
     UPDATE products
@@ -133,26 +137,36 @@ WITH wanted AS (
     RETURNING products.id
 )
 SELECT wanted.product_id, locked.sku, locked.name, locked.price_cents, locked.stock,
-       (SELECT count(*) FROM taken) AS taken
+       (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM claim) AS claimed
 FROM wanted LEFT JOIN locked ON locked.id = wanted.product_id
 """)
 
 
 @dataclass(frozen=True)
 class AtOnce:
-    """What one reservation statement did: `taken` (all lines) or nothing, and what it saw."""
+    """What one reservation statement did: `taken` (all lines) or nothing, and what it saw.
+
+    `released`: it refused the lines and claimed the order id as released (a tombstone).
+    """
 
     taken: bool
     catalog: dict[uuid.UUID, PricedStock]  # the known products, locked, before any take
+    released: bool = False
 
 
 async def reserve_at_once(
-    engine: AsyncEngine, order_id: uuid.UUID, quantities: Mapping[uuid.UUID, int], *, now: datetime
+    engine: AsyncEngine,
+    order_id: uuid.UUID,
+    quantities: Mapping[uuid.UUID, int],
+    *,
+    now: datetime,
+    release_on_refusal: bool = False,
 ) -> AtOnce:
-    """Claim `order_id`, store its lines and take their stock in one statement, or do nothing.
+    """Claim `order_id`, store its lines and take their stock in one statement.
 
-    Nothing is done when a line is unknown or short, or when the order id is claimed
-    already (reserved, or released before it was reserved).
+    A line unknown or short takes nothing, and with `release_on_refusal` claims the order
+    id as released; an order id claimed already (reserved, or released) makes it do
+    nothing at all.
     """
     ids = sorted(quantities)
     params = {
@@ -160,6 +174,7 @@ async def reserve_at_once(
         "ids": ids,
         "quantities": [quantities[i] for i in ids],
         "now": now,
+        "release_on_refusal": release_on_refusal,
     }
     rows = await one_statement(engine, _RESERVE_AT_ONCE, params)
     catalog = {
@@ -167,7 +182,9 @@ async def reserve_at_once(
         for row in rows
         if row["sku"] is not None
     }
-    return AtOnce(taken=bool(rows) and rows[0]["taken"] > 0, catalog=catalog)
+    taken = bool(rows) and rows[0]["taken"] > 0
+    released = bool(rows) and not taken and rows[0]["claimed"] > 0
+    return AtOnce(taken=taken, catalog=catalog, released=released)
 
 
 _DECREMENT = (

@@ -35,7 +35,11 @@ class InsufficientStock(Conflict):
     problem_type = INSUFFICIENT_STOCK
 
     def __init__(
-        self, lines: list[contract.Shortage], catalog: Mapping[uuid.UUID, PricedStock]
+        self,
+        lines: list[contract.Shortage],
+        catalog: Mapping[uuid.UUID, PricedStock],
+        *,
+        released: bool = False,
     ) -> None:
         # The body is contracts.products.ReservationConflict, which orders reads.
         products = [
@@ -52,6 +56,7 @@ class InsufficientStock(Conflict):
             extra={
                 "lines": [line.model_dump(mode="json", by_alias=True) for line in lines],
                 "products": [p.model_dump(mode="json", by_alias=True) for p in products],
+                "released": released,
             },
         )
 
@@ -92,17 +97,24 @@ def _replay(
 
 
 async def reserve(
-    *, db: AsyncSession, order_id: uuid.UUID, items: list[ReservationItem]
+    *,
+    db: AsyncSession,
+    order_id: uuid.UUID,
+    items: list[ReservationItem],
+    release_on_refusal: bool = False,
 ) -> ReservationPublic:
     """Reserve and price every line of an order, or none.
 
     A repeat for an order id already reserved answers that reservation unchanged. On
     PostgreSQL the whole reservation is one statement (one round trip); SQLite takes the
-    steps in the request's write transaction.
+    steps in the request's write transaction. `release_on_refusal`: a refusal releases
+    the order id too (PostgreSQL only; repository.reserve_at_once).
     """
     engine = db.bind
     if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
-        reserved, taken = await reserve_at_once(engine, order_id, items)
+        reserved, taken = await reserve_at_once(
+            engine, order_id, items, release_on_refusal=release_on_refusal
+        )
         if taken:  # stock and inStock show in details and lists: never stale after an order
             invalidate_product_caches(db, *taken)
         return reserved
@@ -110,7 +122,11 @@ async def reserve(
 
 
 async def reserve_at_once(
-    engine: AsyncEngine, order_id: uuid.UUID, items: list[ReservationItem]
+    engine: AsyncEngine,
+    order_id: uuid.UUID,
+    items: list[ReservationItem],
+    *,
+    release_on_refusal: bool = False,
 ) -> tuple[ReservationPublic, list[uuid.UUID]]:
     """`reserve` on PostgreSQL: one statement, committed on return.
 
@@ -118,8 +134,12 @@ async def reserve_at_once(
     are stale now, and the caller invalidates them.
     """
     quantities = _quantities(items)
-    done = await repository.reserve_at_once(engine, order_id, quantities, now=utcnow())
-    if not done.taken:
+    done = await repository.reserve_at_once(
+        engine, order_id, quantities, now=utcnow(), release_on_refusal=release_on_refusal
+    )
+    if done.released:  # refused, the order id released with it: the refusal is final
+        _refuse(items, quantities, done.catalog, released=True)
+    elif not done.taken:
         # Nothing was written. An order id claimed already (this order reserved, or
         # released first) is answered from what is stored, whatever the stock says now;
         # the statement waited for any claim in flight, so it is committed and seen here.
@@ -127,6 +147,7 @@ async def reserve_at_once(
         if stored is not None:
             return _replay(order_id, stored), []
         _refuse(items, quantities, done.catalog)
+    if not done.taken:
         # cannot happen: every line could be had and no claim was in the way
         raise Conflict("The reservation is changing concurrently; try again.")
     lines = _lines(quantities, done.catalog)
@@ -167,8 +188,13 @@ def _refuse(
     items: list[ReservationItem],
     quantities: Mapping[uuid.UUID, int],
     catalog: Mapping[uuid.UUID, PricedStock],
+    *,
+    released: bool = False,
 ) -> None:
-    """Raise 422 for unknown products, else 409 for short lines; return when all can be had."""
+    """Raise 422 for unknown products, else 409 for short lines; return when all can be had.
+
+    `released`: the refusal released the order id (the 409 says so).
+    """
     unknown = [i for i, item in enumerate(items) if item.product_id not in catalog]
     if unknown:
         raise Unprocessable(
@@ -190,7 +216,7 @@ def _refuse(
         if catalog[product_id].stock < quantities[product_id]
     ]
     if shortages:
-        raise InsufficientStock(shortages, catalog)
+        raise InsufficientStock(shortages, catalog, released=released)
 
 
 def _lines(
