@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shopfleet.categories import caching as category_caching
+from shopfleet.common.app import Resources
 from shopfleet.products import api as product_api
 from shopfleet.products import caching as product_caching
 from shopfleet.products import listing as product_listing
@@ -284,12 +285,31 @@ async def test_non_canonical_ids_are_not_cached(cached_shop: Shop) -> None:
     assert "x-cache" not in upper.headers
 
 
+def _redis_failures(resources: Resources) -> float:
+    """Redis commands of an instance that failed so far (its own metric)."""
+    counter = resources.metrics.redis_errors
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
 async def test_concurrent_cold_reads_query_the_database_once(cached_shop: Shop) -> None:
-    product_id = await cached_shop.product()
-    engine = cached_shop.platform.resources("products").engine
-    with sent_statements(engine) as sent:
-        path = f"/v1/products/{product_id}?fields=name,price"
-        responses = await asyncio.gather(*(cached_shop.client.get(path) for _ in range(50)))
+    resources = cached_shop.platform.resources("products")
+    # Single flight is a promise while Redis answers: a reply later than the timeout (a
+    # busy machine) serves that request uncached, by design. Such a burst is tried again.
+    for _ in range(3):
+        product_id = await cached_shop.product()
+        failures = _redis_failures(resources)
+        with sent_statements(resources.engine) as sent:
+            path = f"/v1/products/{product_id}?fields=name,price"
+            responses = await asyncio.gather(*(cached_shop.client.get(path) for _ in range(50)))
+        if _redis_failures(resources) == failures:
+            break
+    else:
+        pytest.fail("Redis failed during every burst")
     selects = [
         statement
         for statement, _ in sent
