@@ -139,12 +139,11 @@ _LOOKUP_KEY = "shopfleet.cache_lookup"
 _SIDE_KEY = "shopfleet.side_read"
 
 
-def side_read_found(scope: Scope, cache_scope: str, key: str) -> Found | None:
-    """What the limiter read of this entry for the request, or None: read it now."""
+def side_read_found(scope: Scope) -> Found | None:
+    """What the limiter read of the request's side entry (its route's `side` named it),
+    or None: the direct answer reads it itself."""
     side: SideRead | None = scope.get(_SIDE_KEY)
-    if side is None or side.scope != cache_scope or side.key != key:
-        return None
-    return side.found
+    return None if side is None else side.found
 
 
 class CachedReads:

@@ -255,8 +255,9 @@ async def _direct_list(scope: Scope, _: re.Match[str]) -> bytes | None:
         return None
     query, category_id = found
     resources: Resources = scope["app"].state.resources
-    known = None if query.after is not None else side_read_found(scope, *total_entry(*found))
-    return await list_page(resources, query=query, category_id=category_id, known_total=known)
+    return await list_page(
+        resources, query=query, category_id=category_id, known_total=side_read_found(scope)
+    )
 
 
 def _canonical_id(match: re.Match[str]) -> str | None:
